@@ -1,0 +1,39 @@
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+
+.PHONY: run test perf slow lint clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 not found as '$(PYTHON)'; set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP_RUN): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(STAMP_DEV): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP_RUN)
+
+run: $(STAMP_RUN)
+	$(BIN)/python -m experiments.run
+
+test: $(STAMP_DEV)
+	$(BIN)/python -m pytest -q
+
+slow: $(STAMP_DEV)
+	$(BIN)/python -m pytest -q -m slow
+
+perf: $(STAMP_DEV)
+	$(BIN)/python -m pip install --quiet -e '.[dev,perf]'
+	$(BIN)/python -m pytest -q -m perf tests/perf --benchmark-enable --benchmark-columns=min,mean,max,rounds -s
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""estimators package."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)

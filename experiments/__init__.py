@@ -1,0 +1,5 @@
+"""experiments package."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
