@@ -1,0 +1,41 @@
+"""Pruning of (user, action) pairs before ranking.
+
+A pair survives when it is eligible, its incremental value is positive (``tau_v > 0``) and, if a
+per-pair efficiency floor ``r`` is given, ``tau_v >= r * tau_c`` (i.e. ``tau_v / tau_c >= r`` for
+``tau_c > 0``; pairs with ``tau_c <= 0`` and ``tau_v > 0`` have unbounded efficiency and stay).
+No-offer (column 0) always stays.
+
+Assumption for exactness: dropping ``tau_v <= 0`` never changes the budgeted optimum when
+``tau_c >= 0`` on those pairs (they are dominated by no-offer at (0, 0)). With a negative
+incremental cost a pair with ``tau_v <= 0`` could free budget; the decision layer still drops it
+on purpose (never pay a user to lose value).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from policies._validation import check_effects, check_eligible, check_nonneg_scalar
+
+
+def prune_mask(tau_value, tau_cost, *, eligible=None, min_pair_roi: float | None = None
+               ) -> np.ndarray:
+    """Boolean (n, K+1) mask of the surviving pairs; column 0 is always True.
+
+    ``keep[i, a] = eligible[i, a] and tau_v[i, a] > 0 and tau_v[i, a] >= min_pair_roi *
+    tau_c[i, a]`` for ``a >= 1``.
+    """
+    v, c = check_effects(tau_value, tau_cost)
+    e = check_eligible(eligible, v.shape)
+    r = check_nonneg_scalar("min_pair_roi", min_pair_roi, allow_none=True)
+    return prune_mask_unchecked(v, c, e, r)
+
+
+def prune_mask_unchecked(v: np.ndarray, c: np.ndarray, e: np.ndarray, r: float | None
+                         ) -> np.ndarray:
+    """:func:`prune_mask` on already validated arrays (works chunk by chunk)."""
+    keep = e & (v > 0)
+    if r is not None:
+        keep &= v >= r * c
+    keep[:, 0] = True
+    return keep
