@@ -1,0 +1,455 @@
+"""Multi-action uplift meta-learners: S, T, X, DR and R (scikit-learn style objects).
+
+Action 0 is the no-offer control; ``n_actions = K + 1``. Every learner has
+
+* ``fit(x, action, reward, action_prob=None, n_actions=None) -> self``
+* ``predict_mu(x) -> (n, K+1)``: estimated ``mu(x, a) = E[reward | x, a]``
+* ``predict_tau(x) -> (n, K+1)``: estimated ``tau(x, a) = mu(x, a) - mu(x, 0)`` (column 0 is 0).
+
+Per-arm and per-fold fits reuse one compiled base-model fit by masking ``sample_weight`` (static
+shapes; ``jax.lax.map`` over the masks keeps peak memory at one fit). ``action_prob (n, K+1)`` is
+the logged propensity of every action; DR and R require it and never assume uniform logging.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from estimators.base import BaseModel, Ridge, check_xy
+
+jax.config.update("jax_enable_x64", True)
+
+__all__ = [
+    "DRLearner",
+    "RLearner",
+    "SLearner",
+    "TLearner",
+    "XLearner",
+    "check_fit_inputs",
+    "cross_fit_folds",
+    "fit_masked",
+    "predict_stacked",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def check_fit_inputs(
+    x: Any,
+    action: Any,
+    reward: Any,
+    action_prob: Any | None,
+    n_actions: int | None,
+    where: str,
+    require_propensity: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int]:
+    """Validate learner inputs; return float64/int NumPy copies and ``n_actions``.
+
+    Raises ``ValueError`` naming the argument: wrong shapes, NaN, actions out of range, an arm with
+    no rows, propensities outside ``[0, 1]`` / rows not summing to 1 / zero propensity on the
+    logged action, or a missing ``action_prob`` where the learner needs it.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    reward = np.asarray(reward, dtype=np.float64)
+    check_xy(x, reward, None, f"{where} (x, reward)")
+    action = np.asarray(action)
+    if action.shape != (x.shape[0],) or not np.issubdtype(action.dtype, np.integer):
+        raise ValueError(f"{where}: action must be an integer array of shape ({x.shape[0]},), "
+                         f"got {action.dtype} {action.shape}. Fix: pass the logged action index "
+                         f"per row (0 = no offer).")
+    if action_prob is not None:
+        action_prob = np.asarray(action_prob, dtype=np.float64)
+        if action_prob.ndim != 2 or action_prob.shape[0] != x.shape[0]:
+            raise ValueError(f"{where}: action_prob must have shape (n, K+1) = "
+                             f"({x.shape[0]}, n_actions), got {action_prob.shape}.")
+        if n_actions is None:
+            n_actions = action_prob.shape[1]
+        elif action_prob.shape[1] != n_actions:
+            raise ValueError(f"{where}: action_prob has {action_prob.shape[1]} columns but "
+                             f"n_actions={n_actions}. Fix: make them agree.")
+    if n_actions is None:
+        n_actions = int(action.max()) + 1
+    if n_actions < 2:
+        raise ValueError(f"{where}: n_actions must be >= 2 (no-offer plus at least one offer), "
+                         f"got {n_actions}.")
+    if action.min() < 0 or action.max() >= n_actions:
+        raise ValueError(f"{where}: action must lie in [0, {n_actions - 1}], got range "
+                         f"[{action.min()}, {action.max()}]. Fix: check n_actions.")
+    counts = np.bincount(action, minlength=n_actions)
+    if np.any(counts < 2):
+        missing = np.flatnonzero(counts < 2).tolist()
+        raise ValueError(f"{where}: actions {missing} have fewer than 2 logged rows, so their "
+                         f"outcome model cannot be fitted. Fix: log more data or drop those "
+                         f"actions (n_actions).")
+    if require_propensity and action_prob is None:
+        raise ValueError(f"{where}: action_prob is required (the logged propensities of every "
+                         f"action); this learner never assumes uniform logging. Fix: pass "
+                         f"LoggedData.action_prob.")
+    if action_prob is not None:
+        if not np.all(np.isfinite(action_prob)) or np.any(action_prob < 0) or np.any(
+                action_prob > 1):
+            raise ValueError(f"{where}: action_prob must be finite and in [0, 1].")
+        if not np.allclose(action_prob.sum(axis=1), 1.0, atol=1e-6):
+            raise ValueError(f"{where}: action_prob rows must sum to 1 (the full logging "
+                             f"distribution). Fix: pass all K+1 columns.")
+        if np.any(action_prob[np.arange(len(action)), action] <= 0):
+            raise ValueError(f"{where}: action_prob is 0 for some logged actions. Fix: pass the "
+                             f"propensities the actions were actually drawn from.")
+    return x, action, reward, action_prob, int(n_actions)
+
+
+def fit_masked(base: BaseModel, x: Any, y: Any, weights: Any) -> Any:
+    """Fit ``base`` once per row of ``weights (m, n)``; returns params stacked on a leading axis.
+
+    One compilation for all ``m`` fits (``jax.lax.map`` over the weight masks)."""
+    x = jnp.asarray(x, dtype=jnp.float64)
+    y = jnp.asarray(y, dtype=jnp.float64)
+    return jax.lax.map(lambda w: base.fit(x, y, w), jnp.asarray(weights, dtype=jnp.float64))
+
+
+def predict_stacked(base: BaseModel, params: Any, x: Any) -> jax.Array:
+    """Predictions of stacked params (leading axis m) on ``x``: shape ``(n, m)``."""
+    x = jnp.asarray(x, dtype=jnp.float64)
+    return jax.vmap(lambda p: base.predict(p, x))(params).T
+
+
+def cross_fit_folds(n: int, n_folds: int, seed: int) -> np.ndarray:
+    """Random fold id per row, balanced: ``(n,)`` ints in ``[0, n_folds)``."""
+    if n_folds < 2:
+        raise ValueError(f"n_folds: cross-fitting needs >= 2 folds, got {n_folds}.")
+    rng = np.random.default_rng(seed)
+    return rng.permutation(np.arange(n) % n_folds)
+
+
+def _arm_masks(action: np.ndarray, n_actions: int) -> np.ndarray:
+    return (action[None, :] == np.arange(n_actions)[:, None]).astype(np.float64)
+
+
+def _check_fitted(obj: Any, attr: str) -> None:
+    if getattr(obj, attr, None) is None:
+        raise ValueError(f"{type(obj).__name__}: not fitted yet. Fix: call .fit(...) first.")
+
+
+def _check_predict_x(obj: Any, x: Any) -> jax.Array:
+    _check_fitted(obj, "n_actions_")
+    xa = np.asarray(x, dtype=np.float64)
+    if xa.ndim != 2 or xa.shape[1] != obj.n_features_:
+        raise ValueError(f"{type(obj).__name__}.predict: x must have shape (n, "
+                         f"{obj.n_features_}), got {xa.shape}.")
+    if not np.all(np.isfinite(xa)):
+        raise ValueError(f"{type(obj).__name__}.predict: x contains NaN or inf.")
+    return jnp.asarray(xa)
+
+
+def _tau_from_mu(mu: jax.Array) -> jax.Array:
+    return mu - mu[:, :1]
+
+
+# ---------------------------------------------------------------------------------------------
+# T-learner
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TLearner:
+    """T-learner: one outcome model per action, ``mu_a(x) = base fitted on rows with A = a``.
+
+    ``tau(x, a) = mu_a(x) - mu_0(x)``. Unbiased for ``tau`` when each arm's model is correctly
+    specified and, given ``x``, the action is unconfounded. With ``weight_by_propensity`` each
+    row gets weight ``1 / action_prob[i, a_i]`` (corrects a misspecified model towards the
+    population fit under skewed logging); off by default.
+    """
+
+    base: BaseModel = dataclasses.field(default_factory=Ridge)
+    weight_by_propensity: bool = False
+    params_: Any = dataclasses.field(default=None, repr=False)
+    n_actions_: int | None = dataclasses.field(default=None, repr=False)
+    n_features_: int | None = dataclasses.field(default=None, repr=False)
+
+    def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
+            n_actions: int | None = None) -> TLearner:
+        x, action, reward, action_prob, k1 = check_fit_inputs(
+            x, action, reward, action_prob, n_actions, "TLearner.fit",
+            require_propensity=self.weight_by_propensity)
+        w = np.ones(len(action))
+        if self.weight_by_propensity:
+            w = 1.0 / action_prob[np.arange(len(action)), action]
+        self.params_ = fit_masked(self.base, x, reward, _arm_masks(action, k1) * w)
+        self.n_actions_, self.n_features_ = k1, x.shape[1]
+        return self
+
+    def predict_mu(self, x: Any) -> jax.Array:
+        x = _check_predict_x(self, x)
+        return predict_stacked(self.base, self.params_, x)
+
+    def predict_tau(self, x: Any) -> jax.Array:
+        return _tau_from_mu(self.predict_mu(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# S-learner
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SLearner:
+    """S-learner: a single model on ``[x, onehot(a)]`` (and ``x * onehot(a)`` if
+    ``interactions``), ``mu(x, a) = f([x, e_a])``; ``tau(x, a) = f([x, e_a]) - f([x, e_0])``.
+
+    With a linear base and no interactions the effect is constant in ``x`` (the classic S-learner
+    bias towards zero heterogeneity); unbiased when ``f`` is correctly specified.
+    """
+
+    base: BaseModel = dataclasses.field(default_factory=Ridge)
+    interactions: bool = False
+    params_: Any = dataclasses.field(default=None, repr=False)
+    n_actions_: int | None = dataclasses.field(default=None, repr=False)
+    n_features_: int | None = dataclasses.field(default=None, repr=False)
+
+    def _design(self, x: jax.Array, action: jax.Array, k1: int) -> jax.Array:
+        onehot = jax.nn.one_hot(action, k1, dtype=jnp.float64)[:, 1:]
+        parts = [x, onehot]
+        if self.interactions:
+            parts.append((onehot[:, :, None] * x[:, None, :]).reshape(x.shape[0], -1))
+        return jnp.concatenate(parts, axis=1)
+
+    def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
+            n_actions: int | None = None) -> SLearner:
+        x, action, reward, _, k1 = check_fit_inputs(x, action, reward, action_prob, n_actions,
+                                                     "SLearner.fit")
+        self.params_ = self.base.fit(self._design(jnp.asarray(x), jnp.asarray(action), k1),
+                                     reward)
+        self.n_actions_, self.n_features_ = k1, x.shape[1]
+        return self
+
+    def predict_mu(self, x: Any) -> jax.Array:
+        x = _check_predict_x(self, x)
+        k1 = self.n_actions_
+        cols = [self.base.predict(self.params_,
+                                  self._design(x, jnp.full(x.shape[0], a), k1))
+                for a in range(k1)]
+        return jnp.stack(cols, axis=1)
+
+    def predict_tau(self, x: Any) -> jax.Array:
+        return _tau_from_mu(self.predict_mu(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# X-learner
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class XLearner:
+    """Multi-action X-learner (Künzel et al. 2019), each offer ``a`` against control 0.
+
+    Stage 1: T-learner ``mu_a``. Stage 2: imputed effects ``D1 = y - mu_0(x)`` on rows with
+    ``A = a`` and ``D0 = mu_a(x) - y`` on rows with ``A = 0``, regressed on ``x`` by
+    ``final`` into ``tau1_a`` and ``tau0_a``. Combination ``tau_a = g_a tau0_a + (1 - g_a) tau1_a``
+    with ``g_a(x) = e_a(x) / (e_a(x) + e_0(x))``, a ridge regression of the logged ratio on ``x``
+    (clipped to [0, 1]) when ``action_prob`` is given, else the constant arm share.
+    ``predict_mu = mu_0 + tau``.
+    """
+
+    base: BaseModel = dataclasses.field(default_factory=Ridge)
+    final: BaseModel = dataclasses.field(default_factory=Ridge)
+    stage1_: TLearner | None = dataclasses.field(default=None, repr=False)
+    params1_: Any = dataclasses.field(default=None, repr=False)
+    params0_: Any = dataclasses.field(default=None, repr=False)
+    gate_: Any = dataclasses.field(default=None, repr=False)
+    n_actions_: int | None = dataclasses.field(default=None, repr=False)
+    n_features_: int | None = dataclasses.field(default=None, repr=False)
+
+    def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
+            n_actions: int | None = None) -> XLearner:
+        x, action, reward, action_prob, k1 = check_fit_inputs(
+            x, action, reward, action_prob, n_actions, "XLearner.fit")
+        stage1 = TLearner(base=self.base).fit(x, action, reward, action_prob, k1)
+        mu = np.asarray(stage1.predict_mu(x))
+        masks = _arm_masks(action, k1)
+        # Row r of the stacked fits below is offer a = r + 1.
+        d1 = reward[None, :] - mu[:, 0][None, :]  # (1, n) broadcast: treated minus control model
+        d0 = mu[:, 1:].T - reward[None, :]  # (K, n)
+        self.params1_ = jax.lax.map(
+            lambda args: self.final.fit(x, args[0], args[1]),
+            (jnp.broadcast_to(jnp.asarray(d1), (k1 - 1, len(reward))), jnp.asarray(masks[1:])))
+        self.params0_ = jax.lax.map(
+            lambda args: self.final.fit(x, args[0], args[1]),
+            (jnp.asarray(d0), jnp.broadcast_to(jnp.asarray(masks[0]), (k1 - 1, len(reward)))))
+        if action_prob is not None:
+            ratio = action_prob[:, 1:] / np.maximum(action_prob[:, 1:] + action_prob[:, :1],
+                                                    1e-12)
+            gate = Ridge(alpha=1.0)
+            self.gate_ = ("model", gate, jax.lax.map(
+                lambda r: gate.fit(x, r), jnp.asarray(ratio.T)))
+        else:
+            share = masks[1:].sum(1) / (masks[1:].sum(1) + masks[0].sum())
+            self.gate_ = ("constant", None, jnp.asarray(share))
+        self.stage1_ = stage1
+        self.n_actions_, self.n_features_ = k1, x.shape[1]
+        return self
+
+    def predict_tau(self, x: Any) -> jax.Array:
+        x = _check_predict_x(self, x)
+        tau1 = predict_stacked(self.final, self.params1_, x)
+        tau0 = predict_stacked(self.final, self.params0_, x)
+        kind, gate, gp = self.gate_
+        if kind == "model":
+            g = jnp.clip(predict_stacked(gate, gp, x), 0.0, 1.0)
+        else:
+            g = jnp.broadcast_to(gp, tau1.shape)
+        tau = g * tau0 + (1.0 - g) * tau1
+        return jnp.concatenate([jnp.zeros((x.shape[0], 1)), tau], axis=1)
+
+    def predict_mu(self, x: Any) -> jax.Array:
+        mu0 = self.stage1_.predict_mu(x)[:, :1]
+        return mu0 + self.predict_tau(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# DR-learner
+# ---------------------------------------------------------------------------------------------
+
+
+def _cross_fit_mu(base: BaseModel, x: np.ndarray, action: np.ndarray, reward: np.ndarray,
+                  k1: int, folds: np.ndarray, n_folds: int) -> tuple[np.ndarray, Any]:
+    """Out-of-fold ``mu_hat (n, K+1)`` and the per-(fold, arm) params (leading axis F*(K+1))."""
+    arm = _arm_masks(action, k1)  # (K+1, n)
+    train = (folds[None, :] != np.arange(n_folds)[:, None]).astype(np.float64)  # (F, n)
+    weights = (train[:, None, :] * arm[None, :, :]).reshape(n_folds * k1, -1)
+    params = fit_masked(base, x, reward, weights)
+    pred = np.asarray(predict_stacked(base, params, x)).reshape(len(reward), n_folds, k1)
+    mu_oof = pred[np.arange(len(reward)), folds]  # (n, K+1): each row from its held-out fold
+    return mu_oof, params
+
+
+@dataclasses.dataclass
+class DRLearner:
+    """Multi-action DR-learner (Kennedy 2023) with K-fold cross-fitting and logged propensities.
+
+    For each offer ``a`` the AIPW pseudo-outcome, with ``mu_hat`` fitted out of fold,
+    ``phi_a = mu_a - mu_0 + 1{A=a}(y - mu_a)/e_a - 1{A=0}(y - mu_0)/e_0`` (``e = action_prob``)
+    has ``E[phi_a | x] = tau_a(x)`` if either ``mu_hat`` or ``e`` is correct (``e`` is the logged
+    truth here), so regressing ``phi_a`` on ``x`` with ``final`` estimates ``tau_a``. Rows with
+    ``e_a = 0`` (offer ineligible) are dropped from arm ``a``'s final fit. ``predict_mu`` is
+    ``mu_0`` (average of the fold models) plus ``tau``.
+    """
+
+    base: BaseModel = dataclasses.field(default_factory=Ridge)
+    final: BaseModel = dataclasses.field(default_factory=Ridge)
+    n_folds: int = 2
+    seed: int = 0
+    outcome_params_: Any = dataclasses.field(default=None, repr=False)
+    final_params_: Any = dataclasses.field(default=None, repr=False)
+    n_actions_: int | None = dataclasses.field(default=None, repr=False)
+    n_features_: int | None = dataclasses.field(default=None, repr=False)
+
+    def pseudo_outcomes(self, x: Any, action: Any, reward: Any, action_prob: Any,
+                        n_actions: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Cross-fitted AIPW pseudo-outcomes ``phi (n, K)`` for offers 1..K and their row
+        weights ``(n, K)`` (0 where ``e_a = 0``)."""
+        x, action, reward, action_prob, k1 = check_fit_inputs(
+            x, action, reward, action_prob, n_actions, "DRLearner.fit", require_propensity=True)
+        folds = cross_fit_folds(len(reward), self.n_folds, self.seed)
+        mu, params = _cross_fit_mu(self.base, x, action, reward, k1, folds, self.n_folds)
+        self.outcome_params_ = params
+        onehot = np.eye(k1)[action]
+        safe_e = np.where(action_prob > 0, action_prob, 1.0)
+        resid = onehot * (reward[:, None] - mu) / safe_e  # (n, K+1); zero off the logged arm
+        phi = (mu[:, 1:] - mu[:, :1]) + resid[:, 1:] - resid[:, :1]
+        weight = (action_prob[:, 1:] > 0).astype(np.float64)
+        return phi, weight
+
+    def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
+            n_actions: int | None = None) -> DRLearner:
+        phi, weight = self.pseudo_outcomes(x, action, reward, action_prob, n_actions)
+        xa = jnp.asarray(x, dtype=jnp.float64)
+        self.final_params_ = jax.lax.map(lambda args: self.final.fit(xa, args[0], args[1]),
+                                         (jnp.asarray(phi.T), jnp.asarray(weight.T)))
+        self.n_actions_, self.n_features_ = phi.shape[1] + 1, xa.shape[1]
+        return self
+
+    def predict_tau(self, x: Any) -> jax.Array:
+        x = _check_predict_x(self, x)
+        tau = predict_stacked(self.final, self.final_params_, x)
+        return jnp.concatenate([jnp.zeros((x.shape[0], 1)), tau], axis=1)
+
+    def predict_mu(self, x: Any) -> jax.Array:
+        x = _check_predict_x(self, x)
+        pred = predict_stacked(self.base, self.outcome_params_, x)
+        mu0 = pred.reshape(x.shape[0], self.n_folds, self.n_actions_)[:, :, 0].mean(axis=1)
+        return mu0[:, None] + self.predict_tau(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# R-learner
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RLearner:
+    """Multi-action R-learner (Nie & Wager 2021) with a linear effect model.
+
+    Robinson decomposition with logged propensities ``e_a(x) = action_prob``:
+    ``y - m(x) = sum_{a>=1} (1{A=a} - e_a(x)) tau_a(x) + eps``, where ``m(x) = E[y | x]`` is fitted
+    by ``base`` with K-fold cross-fitting. With ``tau_a(x) = theta_a · [1, x]`` this is one ridge
+    regression (penalty ``alpha`` on the slopes) of the residual on the features
+    ``(1{A=a} - e_a) [1, x]``, solved in closed form (float64). Consistent when ``e`` is the true
+    logging policy and ``m`` converges. ``predict_mu = mu_0(x) + tau`` with ``mu_0`` fitted by
+    ``base`` on the control rows.
+    """
+
+    base: BaseModel = dataclasses.field(default_factory=Ridge)
+    alpha: float = 1.0
+    n_folds: int = 2
+    seed: int = 0
+    theta_: Any = dataclasses.field(default=None, repr=False)
+    mu0_params_: Any = dataclasses.field(default=None, repr=False)
+    n_actions_: int | None = dataclasses.field(default=None, repr=False)
+    n_features_: int | None = dataclasses.field(default=None, repr=False)
+
+    def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
+            n_actions: int | None = None) -> RLearner:
+        x, action, reward, action_prob, k1 = check_fit_inputs(
+            x, action, reward, action_prob, n_actions, "RLearner.fit", require_propensity=True)
+        n, d = x.shape
+        folds = cross_fit_folds(n, self.n_folds, self.seed)
+        train = (folds[None, :] != np.arange(self.n_folds)[:, None]).astype(np.float64)
+        params = fit_masked(self.base, x, reward, train)
+        m_hat = np.asarray(predict_stacked(self.base, params, x))[np.arange(n), folds]
+        resid_t = np.eye(k1)[action][:, 1:] - action_prob[:, 1:]  # (n, K)
+        x1 = np.concatenate([np.ones((n, 1)), x], axis=1)  # (n, d+1)
+        z = (resid_t[:, :, None] * x1[:, None, :]).reshape(n, -1)  # (n, K*(d+1))
+        # Penalise slopes only: scale alpha by a mask via a weighted identity.
+        pen = np.tile(np.concatenate([[1e-8], np.ones(d)]), k1 - 1) * self.alpha
+        theta = _r_solve_pen(jnp.asarray(z), jnp.asarray(reward - m_hat), jnp.asarray(pen))
+        self.theta_ = theta.reshape(k1 - 1, d + 1)
+        self.mu0_params_ = self.base.fit(x, reward, (action == 0).astype(np.float64))
+        self.n_actions_, self.n_features_ = k1, d
+        return self
+
+    def predict_tau(self, x: Any) -> jax.Array:
+        x = _check_predict_x(self, x)
+        x1 = jnp.concatenate([jnp.ones((x.shape[0], 1)), x], axis=1)
+        tau = x1 @ self.theta_.T
+        return jnp.concatenate([jnp.zeros((x.shape[0], 1)), tau], axis=1)
+
+    def predict_mu(self, x: Any) -> jax.Array:
+        x = _check_predict_x(self, x)
+        mu0 = self.base.predict(self.mu0_params_, x)
+        return mu0[:, None] + self.predict_tau(x)
+
+
+@jax.jit
+def _r_solve_pen(z: jax.Array, y: jax.Array, pen: jax.Array) -> jax.Array:
+    gram = z.T @ z + jnp.diag(pen)
+    chol = jax.scipy.linalg.cho_factor(gram)
+    return jax.scipy.linalg.cho_solve(chol, z.T @ y)
