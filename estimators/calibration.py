@@ -1,0 +1,210 @@
+"""Incremental calibration of uplift predictions on a randomised holdout, and recalibration.
+
+Calibration of offer ``a``: bin holdout rows by predicted ``tau_hat(x, a)`` (quantile bins); in
+each bin compare the mean prediction with the observed uplift, the propensity-weighted (Hajek)
+difference in means ``sum 1{A=a} y / e_a / sum 1{A=a}/e_a - sum 1{A=0} y / e_0 / sum 1{A=0}/e_0``,
+which is consistent for the bin's mean true uplift when ``e`` are the logging propensities.
+Recalibration maps ``tau_hat`` to ``E[tau | tau_hat]`` by regressing the unbiased IPW pseudo-outcome
+``phi = 1{A=a} y / e_a - 1{A=0} y / e_0`` (``E[phi | x] = tau(x, a)``) on ``tau_hat``: linearly
+(:class:`LinearRecalibration`) or monotonically (:class:`IsotonicRecalibration`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+from scipy import stats
+from scipy.optimize import isotonic_regression
+
+from estimators.metrics import RankMonotonicity, rank_monotonicity
+
+jax.config.update("jax_enable_x64", True)
+
+__all__ = [
+    "CalibrationBins",
+    "IsotonicRecalibration",
+    "LinearRecalibration",
+    "incremental_calibration",
+    "ipw_pseudo_outcomes",
+]
+
+
+def _check_log(action: Any, reward: Any, action_prob: Any, n: int,
+               where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    action = np.asarray(action)
+    reward = np.asarray(reward, dtype=np.float64)
+    e = np.asarray(action_prob, dtype=np.float64)
+    if action.shape != (n,) or reward.shape != (n,):
+        raise ValueError(f"{where}: action and reward must have shape ({n},) like the "
+                         f"predictions, got {action.shape} and {reward.shape}.")
+    if e.ndim != 2 or e.shape[0] != n:
+        raise ValueError(f"{where}: action_prob must have shape ({n}, K+1), got {e.shape}. "
+                         f"Fix: pass the logged propensities of every action.")
+    if not (np.all(np.isfinite(reward)) and np.all(np.isfinite(e))):
+        raise ValueError(f"{where}: reward/action_prob contain NaN or inf.")
+    if np.any(e[:, 0] <= 0):
+        raise ValueError(f"{where}: action_prob[:, 0] (no-offer holdout) must be > 0 on every "
+                         f"row; uplift is not identified without a control. Fix: use a log "
+                         f"with a holdout.")
+    return action, reward, e
+
+
+def ipw_pseudo_outcomes(action: Any, reward: Any, action_prob: Any) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    """``phi (n, K)`` with ``phi[i, a-1] = 1{A=a} y / e_a - 1{A=0} y / e_0`` and a validity
+    mask ``(n, K)`` (``e_a > 0``)."""
+    action = np.asarray(action)
+    y = np.asarray(reward, dtype=np.float64)
+    e = np.asarray(action_prob, dtype=np.float64)
+    k1 = e.shape[1]
+    onehot = np.eye(k1)[action]
+    safe = np.where(e > 0, e, 1.0)
+    term = onehot * y[:, None] / safe
+    return term[:, 1:] - term[:, :1], e[:, 1:] > 0
+
+
+class CalibrationBins(NamedTuple):
+    predicted: np.ndarray  # (B,) mean predicted uplift per bin
+    observed: np.ndarray  # (B,) Hajek difference in means per bin
+    stderr: np.ndarray  # (B,)
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    count: np.ndarray  # (B,) rows per bin
+    error: float  # count-weighted mean |predicted - observed|
+    chi2: float  # sum_b ((predicted_b - observed_b) / stderr_b)^2
+    p_value: float  # P(chi2_B >= chi2) under calibration
+    miscalibrated: bool  # p_value < alpha
+    monotonicity: RankMonotonicity
+
+
+def _hajek(y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Weighted mean ``sum w y / sum w`` and its linearised variance
+    ``sum w^2 (y - m)^2 / (sum w)^2``."""
+    sw = w.sum()
+    m = float((w * y).sum() / sw)
+    return m, float((w**2 * (y - m) ** 2).sum() / sw**2)
+
+
+def incremental_calibration(tau_hat: Any, action: Any, reward: Any, action_prob: Any, offer: int,
+                            n_bins: int = 10, alpha: float = 0.05) -> CalibrationBins:
+    """Calibration of predicted uplift ``tau_hat (n,)`` of ``offer`` on a holdout log.
+
+    Bins: ``n_bins`` equal-count bins by rank of ``tau_hat`` over rows eligible for the offer.
+    Per bin the observed uplift is the Hajek difference in means (module docstring) with
+    linearised standard error ``sqrt(v_a + v_0)`` (disjoint rows, independent given the bin)
+    and a normal ``1 - alpha`` CI. If the predictions (fitted on other data) are calibrated,
+    each standardised gap is ~N(0, 1), so ``chi2 = sum_b gap_b^2 ~ chi2(n_bins)``;
+    ``miscalibrated`` when its p-value is below ``alpha``.
+    """
+    th = np.asarray(tau_hat, dtype=np.float64)
+    if th.ndim != 1 or not np.all(np.isfinite(th)):
+        raise ValueError("incremental_calibration.tau_hat: must be a finite 1-D array (n,) of "
+                         "predicted uplift for one offer. Fix: pass tau_hat[:, offer].")
+    action, y, e = _check_log(action, reward, action_prob, len(th), "incremental_calibration")
+    if not 1 <= offer < e.shape[1]:
+        raise ValueError(f"incremental_calibration.offer: must be in [1, {e.shape[1] - 1}].")
+    if n_bins < 2:
+        raise ValueError("incremental_calibration.n_bins: need at least 2 bins.")
+    rows = e[:, offer] > 0
+    th, action, y, e = th[rows], action[rows], y[rows], e[rows]
+    # Equal-count bins by rank (ties broken by row order, so flat predictions still bin).
+    ranks = np.argsort(np.argsort(th, kind="stable"), kind="stable")
+    bin_id = ranks * n_bins // len(th)
+    z = stats.norm.ppf(1 - alpha / 2)
+    pred, obs, se, count = (np.zeros(n_bins) for _ in range(4))
+    for b in range(n_bins):  # loop over bins, not rows
+        m = bin_id == b
+        treated, control = m & (action == offer), m & (action == 0)
+        if treated.sum() < 2 or control.sum() < 2:
+            raise ValueError(f"incremental_calibration: bin {b} has fewer than 2 treated or 2 "
+                             f"control rows. Fix: use fewer bins (n_bins) or a larger holdout.")
+        m1, v1 = _hajek(y[treated], 1.0 / e[treated, offer])
+        m0, v0 = _hajek(y[control], 1.0 / e[control, 0])
+        pred[b], obs[b], se[b], count[b] = th[m].mean(), m1 - m0, np.sqrt(v1 + v0), m.sum()
+    se = np.maximum(se, 1e-12)
+    gap = (pred - obs) / se
+    chi2 = float(np.sum(gap**2))
+    p_value = float(stats.chi2.sf(chi2, df=n_bins))
+    return CalibrationBins(pred, obs, se, obs - z * se, obs + z * se, count,
+                           float(np.sum(count * np.abs(pred - obs)) / count.sum()), chi2, p_value,
+                           p_value < alpha, rank_monotonicity(obs))
+
+
+def _fit_inputs(tau_hat: Any, action: Any, reward: Any, action_prob: Any,
+                where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    th = np.asarray(tau_hat, dtype=np.float64)
+    if th.ndim != 2 or not np.all(np.isfinite(th)):
+        raise ValueError(f"{where}.tau_hat: must be finite (n, K) (offer columns 1..K only, "
+                         f"i.e. tau_hat[:, 1:]).")
+    action, y, e = _check_log(action, reward, action_prob, th.shape[0], where)
+    if e.shape[1] != th.shape[1] + 1:
+        raise ValueError(f"{where}: tau_hat has {th.shape[1]} offer columns but action_prob "
+                         f"has {e.shape[1]} actions; expected K and K+1.")
+    phi, valid = ipw_pseudo_outcomes(action, y, e)
+    return th, phi, valid
+
+
+@dataclasses.dataclass
+class LinearRecalibration:
+    """Per offer ``a``: ``tau_cal = b0_a + b1_a tau_hat``, least squares of the IPW pseudo-outcome
+    ``phi_a`` on ``[1, tau_hat_a]`` over rows with ``e_a > 0`` (unbiased since
+    ``E[phi_a | x] = tau_a(x)``). Fit on a calibration split, apply elsewhere."""
+
+    coef_: np.ndarray | None = None  # (K, 2): intercept, slope
+
+    def fit(self, tau_hat: Any, action: Any, reward: Any,
+            action_prob: Any) -> LinearRecalibration:
+        th, phi, valid = _fit_inputs(tau_hat, action, reward, action_prob,
+                                     "LinearRecalibration.fit")
+        coef = np.zeros((th.shape[1], 2))
+        for a in range(th.shape[1]):  # loop over offers
+            m = valid[:, a]
+            design = np.stack([np.ones(m.sum()), th[m, a]], axis=1)
+            coef[a] = np.linalg.lstsq(design, phi[m, a], rcond=None)[0]
+        self.coef_ = coef
+        return self
+
+    def transform(self, tau: Any) -> np.ndarray:
+        if self.coef_ is None:
+            raise ValueError("LinearRecalibration: not fitted. Fix: call .fit first.")
+        tau = np.asarray(tau, dtype=np.float64)
+        if tau.ndim != 2 or tau.shape[1] != len(self.coef_):
+            raise ValueError(f"LinearRecalibration.transform: tau must be (n, {len(self.coef_)})"
+                             f" (offer columns), got {tau.shape}.")
+        return self.coef_[:, 0] + self.coef_[:, 1] * tau
+
+
+@dataclasses.dataclass
+class IsotonicRecalibration:
+    """Per offer ``a``: the non-decreasing step function of ``tau_hat_a`` minimising squared
+    error to the IPW pseudo-outcome ``phi_a`` (pool-adjacent-violators), evaluated by linear
+    interpolation between fitted points (flat outside the fitted range)."""
+
+    knots_: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def fit(self, tau_hat: Any, action: Any, reward: Any,
+            action_prob: Any) -> IsotonicRecalibration:
+        th, phi, valid = _fit_inputs(tau_hat, action, reward, action_prob,
+                                     "IsotonicRecalibration.fit")
+        knots = []
+        for a in range(th.shape[1]):  # loop over offers
+            m = valid[:, a]
+            order = np.argsort(th[m, a], kind="stable")
+            xs = th[m, a][order]
+            fitted = isotonic_regression(phi[m, a][order]).x
+            knots.append((xs, fitted))
+        self.knots_ = knots
+        return self
+
+    def transform(self, tau: Any) -> np.ndarray:
+        if self.knots_ is None:
+            raise ValueError("IsotonicRecalibration: not fitted. Fix: call .fit first.")
+        tau = np.asarray(tau, dtype=np.float64)
+        if tau.ndim != 2 or tau.shape[1] != len(self.knots_):
+            raise ValueError(f"IsotonicRecalibration.transform: tau must be "
+                             f"(n, {len(self.knots_)}) (offer columns), got {tau.shape}.")
+        return np.stack([np.interp(tau[:, a], xs, ys)
+                         for a, (xs, ys) in enumerate(self.knots_)], axis=1)

@@ -1,0 +1,197 @@
+"""Ranking and accuracy diagnostics for uplift models, on plain arrays.
+
+* :func:`pehe` against a known ``tau`` (simulated worlds);
+* gains per row, either from truth (:func:`truth_gain`) or unbiasedly from a randomised log by
+  inverse propensity weighting (:func:`ipw_gain`);
+* :func:`qini_curve`, :func:`auuc`, :func:`qini_coefficient`, :func:`uplift_at_k` on any gain;
+* :func:`value_cost_curve`: cumulative incremental value against cumulative incremental cost when
+  users are ranked by ``tau_v / tau_c``;
+* :func:`rank_monotonicity` (Spearman and inversion count across holdout bins) and
+  :func:`split_stability` (spread of predictions across folds / bootstraps).
+
+Multi-action rankings follow the policy "give each user its best predicted offer":
+``a_hat(x) = argmax_{a>=1} tau_hat(x, a)``, score ``tau_hat(x, a_hat)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+from scipy import stats
+
+jax.config.update("jax_enable_x64", True)
+
+__all__ = [
+    "RankMonotonicity",
+    "ValueCostCurve",
+    "auuc",
+    "best_offer",
+    "ipw_gain",
+    "pehe",
+    "qini_coefficient",
+    "qini_curve",
+    "rank_monotonicity",
+    "split_stability",
+    "truth_gain",
+    "uplift_at_k",
+    "value_cost_curve",
+]
+
+
+def _arr(a: Any, name: str, ndim: int) -> np.ndarray:
+    out = np.asarray(a, dtype=np.float64)
+    if out.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {out.shape}.")
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{name}: contains NaN or inf. Fix: check the model's predictions.")
+    return out
+
+
+def pehe(tau_hat: Any, tau_true: Any, eligible: Any | None = None) -> float:
+    """Precision in estimating heterogeneous effects:
+    ``sqrt(mean_{i, a>=1, eligible} (tau_hat[i,a] - tau_true[i,a])^2)`` (offer columns only)."""
+    th = _arr(tau_hat, "pehe.tau_hat", 2)
+    tt = _arr(tau_true, "pehe.tau_true", 2)
+    if th.shape != tt.shape:
+        raise ValueError(f"pehe: tau_hat {th.shape} and tau_true {tt.shape} must match.")
+    mask = np.ones_like(th, bool) if eligible is None else np.asarray(eligible, bool)
+    mask = mask[:, 1:]
+    if not mask.any():
+        raise ValueError("pehe.eligible: no eligible (row, offer) pair.")
+    err = (th - tt)[:, 1:][mask]
+    return float(np.sqrt(np.mean(err**2)))
+
+
+def best_offer(tau_hat: Any, eligible: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(a_hat, score)``: each row's best eligible offer ``argmax_{a>=1} tau_hat`` and its
+    predicted uplift (``(0, 0.0)`` for rows with no eligible offer)."""
+    th = _arr(tau_hat, "best_offer.tau_hat", 2)[:, 1:].copy()
+    if eligible is not None:
+        th[~np.asarray(eligible, bool)[:, 1:]] = -np.inf
+    idx = np.argmax(th, axis=1)
+    score = th[np.arange(len(th)), idx]
+    none = ~np.isfinite(score)  # no eligible offer: "no offer", zero predicted uplift
+    return np.where(none, 0, idx + 1), np.where(none, 0.0, score)
+
+
+def truth_gain(tau_true: Any, chosen: Any) -> np.ndarray:
+    """Exact per-row gain of giving row ``i`` the offer ``chosen[i]``: ``tau_true[i, chosen_i]``."""
+    tt = _arr(tau_true, "truth_gain.tau_true", 2)
+    return tt[np.arange(len(tt)), np.asarray(chosen)]
+
+
+def ipw_gain(chosen: Any, action: Any, reward: Any, action_prob: Any) -> np.ndarray:
+    """Unbiased per-row gain from a randomised log:
+    ``g_i = 1{A_i = c_i} y_i / e(c_i|x_i) - 1{A_i = 0} y_i / e(0|x_i)``, with ``E[g_i | x_i] =
+    tau(x_i, c_i)``. Needs ``e(c_i|x_i) > 0`` and ``e(0|x_i) > 0`` (positivity)."""
+    action = np.asarray(action)
+    chosen = np.asarray(chosen)
+    y = _arr(reward, "ipw_gain.reward", 1)
+    e = _arr(action_prob, "ipw_gain.action_prob", 2)
+    rows = np.arange(len(y))
+    e_c, e_0 = e[rows, chosen], e[:, 0]
+    if np.any(e_c <= 0) or np.any(e_0 <= 0):
+        raise ValueError("ipw_gain.action_prob: zero propensity for the chosen offer or for "
+                         "no-offer on some rows; IPW gain is not identified there. Fix: "
+                         "restrict to eligible offers / rows with a holdout.")
+    return (action == chosen) * y / e_c - (action == 0) * y / e_0
+
+
+def qini_curve(score: Any, gain: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(fraction, cumulative_gain)``: rank rows by ``score`` (descending) and accumulate
+    ``gain / n``; both of length ``n + 1`` starting at ``(0, 0)``."""
+    s = _arr(score, "qini_curve.score", 1)
+    g = _arr(gain, "qini_curve.gain", 1)
+    if s.shape != g.shape:
+        raise ValueError(f"qini_curve: score {s.shape} and gain {g.shape} must match.")
+    order = np.argsort(-s, kind="stable")
+    cum = np.concatenate([[0.0], np.cumsum(g[order]) / len(g)])
+    return np.linspace(0.0, 1.0, len(g) + 1), cum
+
+
+def auuc(score: Any, gain: Any) -> float:
+    """Area under the uplift (Qini) curve, trapezoid rule on ``[0, 1]``."""
+    f, c = qini_curve(score, gain)
+    return float(np.trapezoid(c, f))
+
+
+def qini_coefficient(score: Any, gain: Any) -> float:
+    """AUUC minus the area under random targeting (the straight line to the total gain)."""
+    f, c = qini_curve(score, gain)
+    return float(np.trapezoid(c, f) - 0.5 * c[-1])
+
+
+def uplift_at_k(score: Any, gain: Any, fraction: float) -> float:
+    """Mean gain among the top ``fraction`` of rows by ``score``."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"uplift_at_k.fraction: must lie in (0, 1], got {fraction}.")
+    s = _arr(score, "uplift_at_k.score", 1)
+    g = _arr(gain, "uplift_at_k.gain", 1)
+    k = max(1, round(fraction * len(s)))
+    return float(np.mean(g[np.argsort(-s, kind="stable")[:k]]))
+
+
+class ValueCostCurve(NamedTuple):
+    cumulative_cost: np.ndarray  # (n+1,) per user
+    cumulative_value: np.ndarray  # (n+1,) per user
+    order: np.ndarray  # (n,) ranking used
+
+
+def value_cost_curve(tau_value_hat: Any, tau_cost_hat: Any, gain_value: Any,
+                     gain_cost: Any) -> ValueCostCurve:
+    """Cumulative incremental value against cumulative incremental cost (both per user) when
+    rows are ranked by predicted efficiency ``tau_v / tau_c``: rows with ``tau_c <= 0 < tau_v``
+    (value for free) first, then descending ratio, rows with ``tau_v <= 0`` last.
+    ``gain_*`` are the realised or true gains of the action each row would get."""
+    tv = _arr(tau_value_hat, "value_cost_curve.tau_value_hat", 1)
+    tc = _arr(tau_cost_hat, "value_cost_curve.tau_cost_hat", 1)
+    gv = _arr(gain_value, "value_cost_curve.gain_value", 1)
+    gc = _arr(gain_cost, "value_cost_curve.gain_cost", 1)
+    if not (tv.shape == tc.shape == gv.shape == gc.shape):
+        raise ValueError("value_cost_curve: all four arrays must have the same shape (n,).")
+    ratio = np.where(tc > 0, tv / np.where(tc > 0, tc, 1.0), np.inf)
+    ratio = np.where(tv <= 0, -np.inf, ratio)
+    order = np.lexsort((-tv, -ratio))  # primary: ratio desc, tie-break: value desc
+    n = len(tv)
+    return ValueCostCurve(np.concatenate([[0.0], np.cumsum(gc[order]) / n]),
+                          np.concatenate([[0.0], np.cumsum(gv[order]) / n]), order)
+
+
+class RankMonotonicity(NamedTuple):
+    spearman: float  # rank correlation of bin order with observed uplift
+    inversions: int  # pairs of bins (i < j) with observed_i > observed_j (bins ordered by pred)
+    max_inversions: int  # B (B - 1) / 2
+
+
+def rank_monotonicity(observed_by_bin: Any) -> RankMonotonicity:
+    """Given observed uplift per bin with bins ordered by increasing predicted uplift, the
+    Spearman correlation between bin rank and observed uplift and the inversion count."""
+    obs = _arr(observed_by_bin, "rank_monotonicity.observed_by_bin", 1)
+    b = len(obs)
+    if b < 2:
+        raise ValueError("rank_monotonicity.observed_by_bin: need at least 2 bins.")
+    rho = float(stats.spearmanr(np.arange(b), obs).statistic)
+    inv = int(np.sum(np.triu(obs[:, None] > obs[None, :], k=1)))
+    return RankMonotonicity(rho, inv, b * (b - 1) // 2)
+
+
+def split_stability(predictions: Any) -> dict[str, float]:
+    """Spread of predictions across refits: ``predictions (B, n, ...)`` from B folds/bootstraps.
+
+    Returns ``mean_sd`` (mean over rows/columns of the across-fit standard deviation),
+    ``signal_sd`` (sd across rows of the mean prediction) and their ratio ``noise_to_signal``;
+    also ``rank_corr`` (mean pairwise Spearman of the flattened predictions)."""
+    p = np.asarray(predictions, dtype=np.float64)
+    if p.ndim < 2 or p.shape[0] < 2:
+        raise ValueError("split_stability.predictions: need shape (B >= 2, n, ...).")
+    flat = p.reshape(p.shape[0], -1)
+    mean_sd = float(np.mean(np.std(flat, axis=0, ddof=1)))
+    signal_sd = float(np.std(flat.mean(axis=0)))
+    corr = stats.spearmanr(flat.T).statistic
+    corr = np.atleast_2d(corr)
+    b = flat.shape[0]
+    rank_corr = float((corr.sum() - b) / (b * (b - 1)))
+    return dict(mean_sd=mean_sd, signal_sd=signal_sd,
+                noise_to_signal=mean_sd / max(signal_sd, 1e-300), rank_corr=rank_corr)
