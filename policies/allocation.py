@@ -96,35 +96,37 @@ def _padded(arr: np.ndarray, rows: int, fill) -> np.ndarray:
 
 @jax.jit
 def _slope_bin(slope: jax.Array) -> jax.Array:
-    """Histogram bin of each (positive) slope on a log grid; out-of-range slopes go to end bins."""
+    """Histogram bin of each positive slope on a log grid (out-of-range slopes go to the end bins);
+    -1 for unused slots (slope 0)."""
     pos = (jnp.log(jnp.maximum(slope, 1e-300)) - _LOG_SLOPE_LO) / (_LOG_SLOPE_HI - _LOG_SLOPE_LO)
-    return jnp.clip(jnp.floor(pos * _N_BINS), 0, _N_BINS - 1).astype(jnp.int32)
+    b = jnp.clip(jnp.floor(pos * _N_BINS), 0, _N_BINS - 1).astype(jnp.int16)
+    return jnp.where(slope > 0, b, jnp.int16(-1))
 
 
-@jax.jit
-def _chunk_histogram(v, c, keep):
-    """Pass 1: float64 totals of the base points and per-bin totals of segment cost and value."""
+def _segment_deltas(v, c, base, to_action):
+    """Cost and value change of every frontier segment, from the path (zero in unused slots)."""
+    prev = jnp.concatenate([base[:, None], to_action[:, :-1]], axis=1)
+    dc = jnp.take_along_axis(c, to_action, axis=1) - jnp.take_along_axis(c, prev, axis=1)
+    dv = jnp.take_along_axis(v, to_action, axis=1) - jnp.take_along_axis(v, prev, axis=1)
+    return dc, dv
+
+
+@partial(jax.jit, static_argnames=("r_pair",))
+def _chunk_pass(v, c, eligible, r_pair: float | None):
+    """One pass over a chunk: prune, frontier, slope bins, base totals and every segment's cost and
+    value change (the per-bin float64 totals are a host ``bincount``: XLA's CPU scatter is slow)."""
+    keep = eligible & (v > 0)
+    if r_pair is not None:
+        keep &= v >= r_pair * c
+    keep = keep.at[:, 0].set(True)
     fr = user_frontier(v, c, keep)
+    bins = _slope_bin(fr.slope)
+    valid = bins >= 0
+    dc, dv = _segment_deltas(v, c, fr.base, fr.to_action)
     rows = jnp.arange(v.shape[0])
-    base_v = jnp.sum(jnp.where(keep[rows, fr.base], v[rows, fr.base], 0.0))
-    base_c = jnp.sum(c[rows, fr.base])
-    b = _slope_bin(fr.slope).ravel()
-    w = fr.valid.ravel()
-    hc = jnp.zeros(_N_BINS).at[b].add(jnp.where(w, fr.d_cost.ravel(), 0.0))
-    hv = jnp.zeros(_N_BINS).at[b].add(jnp.where(w, fr.d_value.ravel(), 0.0))
-    return base_v, base_c, hc, hv
-
-
-@jax.jit
-def _chunk_segments(v, c, keep, crossing_bin):
-    """Pass 2: the frontier path, the count of segments strictly above the crossing bin, and the
-    segments inside it."""
-    fr = user_frontier(v, c, keep)
-    b = _slope_bin(fr.slope)
-    above = fr.valid & (b > crossing_bin)
-    inside = fr.valid & (b == crossing_bin)
-    return (fr.base.astype(jnp.int8), fr.to_action.astype(jnp.int8),
-            above.sum(axis=1).astype(jnp.int8), inside, fr.slope, fr.d_cost, fr.d_value)
+    return (fr.base.astype(jnp.int8), fr.to_action.astype(jnp.int8), bins,
+            v[rows, fr.base].sum(), c[rows, fr.base].sum(), jnp.where(valid, dc, 0.0),
+            jnp.where(valid, dv, 0.0))
 
 
 def _iter_chunks(n: int, chunk_size: int):
@@ -133,24 +135,29 @@ def _iter_chunks(n: int, chunk_size: int):
         yield start, min(start + rows, n), rows
 
 
-def _chunk_inputs(v, c, e, r_pair, start, stop, rows):
-    vv = np.asarray(v[start:stop], dtype=np.float64)
-    cc = np.asarray(c[start:stop], dtype=np.float64)
-    keep = prune_mask_unchecked(vv, cc, e[start:stop], r_pair)
-    return _padded(vv, rows, 0.0), _padded(cc, rows, 0.0), _padded(keep, rows, False)
-
-
 def _greedy(v, c, e, budget, min_roi, r_pair, chunk_size) -> Allocation:
     n, n_actions = v.shape
+    base = np.empty(n, dtype=np.int8)
+    path = np.empty((n, n_actions - 1), dtype=np.int8)
+    bins = np.empty((n, n_actions - 1), dtype=np.int16)
     base_v = base_c = 0.0
     hc = np.zeros(_N_BINS)
     hv = np.zeros(_N_BINS)
     for start, stop, rows in _iter_chunks(n, chunk_size):
-        bv, bc, h1, h2 = _chunk_histogram(*_chunk_inputs(v, c, e, r_pair, start, stop, rows))
-        base_v += float(bv)
-        base_c += float(bc)
-        hc += np.asarray(h1)
-        hv += np.asarray(h2)
+        m = stop - start
+        out = _chunk_pass(_padded(np.asarray(v[start:stop], dtype=np.float64), rows, 0.0),
+                          _padded(np.asarray(c[start:stop], dtype=np.float64), rows, 0.0),
+                          _padded(e[start:stop], rows, False), r_pair)
+        base[start:stop] = np.asarray(out[0])[:m]
+        path[start:stop] = np.asarray(out[1])[:m]
+        chunk_bins = np.asarray(out[2])[:m]
+        bins[start:stop] = chunk_bins
+        base_v += float(out[3])
+        base_c += float(out[4])
+        valid = chunk_bins >= 0
+        b = chunk_bins[valid]
+        hc += np.bincount(b, weights=np.asarray(out[5])[:m][valid], minlength=_N_BINS)
+        hv += np.bincount(b, weights=np.asarray(out[6])[:m][valid], minlength=_N_BINS)
     if base_c > budget:
         raise ValueError(f"budget: {budget} is below the cheapest reachable total cost {base_c} "
                          "(offers with negative incremental cost). Fix: raise the budget.")
@@ -162,31 +169,21 @@ def _greedy(v, c, e, budget, min_roi, r_pair, chunk_size) -> Allocation:
         violated |= cum_v < min_roi * cum_c
     crossing = int(np.flatnonzero(violated).max()) if violated.any() else -1
 
-    base = np.empty(n, dtype=np.int8)
-    path = np.empty((n, n_actions - 1), dtype=np.int8)
-    k_taken = np.empty(n, dtype=np.int16)
-    seg_user, seg_j, seg_slope, seg_dc, seg_dv = [], [], [], [], []
-    for start, stop, rows in _iter_chunks(n, chunk_size):
-        m = stop - start
-        out = _chunk_segments(*_chunk_inputs(v, c, e, r_pair, start, stop, rows), crossing)
-        b0, to_a, above, inside, slope, dc, dv = (np.asarray(o)[:m] for o in out)
-        base[start:stop], path[start:stop], k_taken[start:stop] = b0, to_a, above
-        iu, ij = np.nonzero(inside)
-        if iu.size:
-            seg_user.append(iu + start)
-            seg_j.append(ij)
-            seg_slope.append(slope[iu, ij])
-            seg_dc.append(dc[iu, ij])
-            seg_dv.append(dv[iu, ij])
-
-    # Exact greedy inside the crossing bin.
+    # segments strictly above the crossing bin are taken; exact greedy inside it
+    k_taken = np.zeros(n, dtype=np.int16)
     frac_user, theta, price = -1, 0.0, 0.0
     budget_binds = roi_binds = False
+    for start in range(0, n, chunk_size):
+        k_taken[start:start + chunk_size] = (bins[start:start + chunk_size] > crossing).sum(axis=1)
     if crossing >= 0:
         state_c = base_c + hc[crossing + 1:].sum()
         state_v = base_v + hv[crossing + 1:].sum()
-        su, sj, ss, sc, sv = (np.concatenate(x) for x in (seg_user, seg_j, seg_slope, seg_dc,
-                                                           seg_dv))
+        su, sj = np.nonzero(bins == crossing)
+        prev = np.where(sj == 0, base[su], path[su, np.maximum(sj - 1, 0)]).astype(np.int64)
+        to = path[su, sj].astype(np.int64)
+        sc = np.asarray(c[su, to], dtype=np.float64) - np.asarray(c[su, prev], dtype=np.float64)
+        sv = np.asarray(v[su, to], dtype=np.float64) - np.asarray(v[su, prev], dtype=np.float64)
+        ss = sv / sc
         order = np.lexsort((sj, su, -ss))
         su, sj, ss, sc, sv = su[order], sj[order], ss[order], sc[order], sv[order]
         after_c = state_c + np.cumsum(sc)
@@ -209,12 +206,10 @@ def _greedy(v, c, e, budget, min_roi, r_pair, chunk_size) -> Allocation:
             price = float(ss[stop_at])
             if theta > 0.0:
                 frac_user = int(su[stop_at])
-        else:  # histogram rounding: the constraint binds at the first segment of a lower bin
-            price = 0.0
 
-    action = np.where(k_taken == 0, base.astype(np.int64),
-                      np.take_along_axis(path, np.maximum(k_taken - 1, 0)[:, None].astype(np.int64),
-                                         axis=1)[:, 0].astype(np.int64))
+    action = base.astype(np.int64)
+    has = k_taken > 0
+    action[has] = path[has, k_taken[has] - 1]
     dist = np.zeros((n, n_actions))
     dist[np.arange(n), action] = 1.0
     if frac_user >= 0:
@@ -337,11 +332,17 @@ def _dual(v, c, e, budget, min_roi, r_pair, capacity, max_sweeps: int) -> Alloca
     counts = dist.sum(axis=0)
     cap_binds = np.zeros(n_actions, dtype=bool)
     if capacity is not None:
-        over = counts > capacity
-        for a in np.flatnonzero(over):  # residual excess from non-converged sweeps -> no-offer
-            moved = dist[:, a] * (1.0 - capacity[a] / counts[a])
-            dist[:, a] -= moved
-            dist[:, 0] += moved
+        for a in np.flatnonzero(counts > capacity + 1e-9):
+            # residual excess (ties / non-converged sweeps): the users with the smallest
+            # price-adjusted gain on `a` move to no-offer until the cap holds
+            gain = v[:, a] - float(p_hi) * c[:, a]
+            users = np.flatnonzero(dist[:, a] > 0)
+            users = users[np.argsort(gain[users], kind="stable")]
+            excess = counts[a] - capacity[a]
+            take = np.minimum(dist[users, a], np.maximum(excess - np.concatenate(
+                [[0.0], np.cumsum(dist[users, a])[:-1]]), 0.0))
+            dist[users, a] -= take
+            dist[users, 0] += take
         cap_binds = dist.sum(axis=0) >= capacity - 1e-9
     exp_v, exp_c = _totals(v, c, dist, DEFAULT_CHUNK)
     price = float(p_hi)

@@ -23,46 +23,52 @@ jax.config.update("jax_enable_x64", True)
 class Frontier(NamedTuple):
     """Upgrade segments of each user's frontier, in order (m users, A = K+1 actions).
 
-    ``base (m,)`` the starting action; ``slope, d_cost, d_value (m, A-1)`` of each segment (slope 0
-    and zero deltas for unused trailing slots); ``to_action (m, A-1)`` the action after the segment
-    (repeats the previous action in unused slots); ``valid (m, A-1)`` whether the slot is a segment.
+    ``base (m,)`` the starting action; ``slope (m, A-1)`` the marginal ROI of each segment (> 0;
+    0 marks an unused trailing slot); ``to_action (m, A-1)`` the action reached by the segment
+    (meaningless in unused slots). Segment j of user i moves from ``to_action[i, j-1]`` (or ``base``
+    for j = 0) to ``to_action[i, j]``; its cost and value deltas are differences of the inputs.
     """
 
     base: jax.Array
     slope: jax.Array
-    d_cost: jax.Array
-    d_value: jax.Array
     to_action: jax.Array
-    valid: jax.Array
+
+
+def _pick(x: jax.Array, idx: jax.Array) -> jax.Array:
+    return jnp.take_along_axis(x, idx[:, None], axis=1)[:, 0]
 
 
 @jax.jit
 def user_frontier(tau_value: jax.Array, tau_cost: jax.Array, keep: jax.Array) -> Frontier:
-    """Frontier segments for every user (vectorised; cost O(m A^2)). ``keep`` must have column 0
-    True; values of pairs with ``keep`` False are ignored."""
+    """Frontier segments for every user (vectorised; cost O(m A L) for frontiers of length L: the
+    walk stops as soon as no user in the batch can move). ``keep`` must have column 0 True; values
+    of pairs with ``keep`` False are ignored."""
     v = jnp.where(keep, tau_value.astype(jnp.float64), -jnp.inf)
     c = tau_cost.astype(jnp.float64)
     m, n_actions = v.shape
-    rows = jnp.arange(m)
     c_masked = jnp.where(keep, c, jnp.inf)
     cheapest = keep & (c_masked == c_masked.min(axis=1, keepdims=True))
     base = jnp.argmax(jnp.where(cheapest, v, -jnp.inf), axis=1)
+    n_slots = n_actions - 1
 
-    def step(cur, _):
-        vc = v[rows, cur]
-        cc = c[rows, cur]
-        dc = c - cc[:, None]
-        dv = v - vc[:, None]
+    def cond(state):
+        j, _, _, _, moved = state
+        return (j < n_slots) & moved
+
+    def body(state):
+        j, cur, slope_out, to_out, _ = state
+        dc = c - _pick(c, cur)[:, None]
+        dv = v - _pick(v, cur)[:, None]
         cand = keep & (dc > 0) & (dv > 0)
-        slope = jnp.where(cand, dv / jnp.where(cand, dc, 1.0), -jnp.inf)
+        slope = jnp.where(cand, dv / dc, -jnp.inf)
         best = slope.max(axis=1)
+        ok = best > -jnp.inf
         nxt = jnp.argmax(jnp.where(cand & (slope == best[:, None]), c, -jnp.inf), axis=1)
-        ok = jnp.isfinite(best)
         nxt = jnp.where(ok, nxt, cur)
-        seg = (jnp.where(ok, best, 0.0), jnp.where(ok, dc[rows, nxt], 0.0),
-               jnp.where(ok, dv[rows, nxt], 0.0), nxt, ok)
-        return nxt, seg
+        return (j + 1, nxt, slope_out.at[j].set(jnp.where(ok, best, 0.0)),
+                to_out.at[j].set(nxt), ok.any())
 
-    _, (slope, dcost, dvalue, to_action, valid) = jax.lax.scan(step, base, None,
-                                                                length=n_actions - 1)
-    return Frontier(base, slope.T, dcost.T, dvalue.T, to_action.T, valid.T)
+    # slot-major carries: writing row j is contiguous
+    init = (0, base, jnp.zeros((n_slots, m)), jnp.broadcast_to(base[None, :], (n_slots, m)), True)
+    _, _, slope, to_action, _ = jax.lax.while_loop(cond, body, init)
+    return Frontier(base, slope.T, to_action.T)
