@@ -1,0 +1,317 @@
+"""Uplift learners against the world's truth.
+
+Two kinds of ground truth are used:
+
+* the default world itself (``simulate``: exact ``mu`` per row and action);
+* a *semi-synthetic* correctly specified world for rate tests: the world's users, eligibility and
+  logging policy (hence its propensities and its confounding: the epsilon-greedy prior policy
+  depends on ``x``), the world's true non-linear baseline ``mu_value(x, 0)``, plus a known linear
+  effect ``tau(x, a) = x·b_a + c_a`` and Gaussian noise. There ``tau`` is exactly linear, so ridge
+  final stages are correctly specified while ridge outcome models of the baseline are not.
+
+Seeds are drawn with one ``simulate_batch`` (jit+vmap over keys) per shape.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from estimators.base import MLP, Logistic, Ridge
+from estimators.heads import UpliftHeads
+from estimators.metrics import pehe
+from estimators.uplift import DRLearner, RLearner, SLearner, TLearner, XLearner
+from simulators import LoggingConfig, simulate_batch
+
+N_SEEDS = 4
+NOISE_SD = 2.0
+SKEWED = LoggingConfig(kind="epsilon_greedy", epsilon=0.2)
+
+
+def _linear_effect(world_config, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    slopes = rng.normal(scale=0.5, size=(world_config.n_actions, world_config.n_features))
+    slopes[0] = 0.0
+    return slopes, np.linspace(0.0, 2.0, world_config.n_actions)
+
+
+def _semi_synthetic(log, slopes, offsets, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Label ``y = mu_value(x, 0) + x·b_A + c_A + N(0, NOISE_SD^2)`` and its exact ``tau``."""
+    tau = log.x @ slopes.T + offsets
+    tau = tau - tau[:, :1]
+    mu = np.asarray(log.truth.mu_value)[:, :1] + tau
+    noise = np.random.default_rng(seed).normal(scale=NOISE_SD, size=len(log.action))
+    return mu[np.arange(len(log.action)), log.action] + noise, tau
+
+
+def _log_log_slope(ns: list[int], pehes: np.ndarray) -> tuple[float, float]:
+    """Per-seed least-squares slope of log PEHE on log n; mean and its standard error
+    (sd over seeds / sqrt(S)); the seeds are independent so this SE is exact up to normality."""
+    logn = np.log(ns)
+    slopes = np.polyfit(logn, np.log(pehes), 1)[0]  # pehes (len(ns), S) -> one slope per seed
+    return float(slopes.mean()), float(slopes.std(ddof=1) / np.sqrt(len(slopes)))
+
+
+# --------------------------------------------------------------------------------------------
+# base models
+# --------------------------------------------------------------------------------------------
+
+
+def test_ridge_matches_weighted_normal_equations():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 4))
+    y = x @ np.array([1.0, -2.0, 0.5, 0.0]) + 3.0 + rng.normal(size=500)
+    w = rng.uniform(0.0, 2.0, size=500)
+    alpha = 5.0
+    params = Ridge(alpha=alpha).fit(x, y, w)
+    # Reference: augmented normal equations with an unpenalised intercept column.
+    z = np.column_stack([np.ones(500), x])
+    pen = alpha * np.diag([0.0, 1, 1, 1, 1])
+    ref = np.linalg.solve(z.T @ (w[:, None] * z) + pen, z.T @ (w * y))
+    np.testing.assert_allclose(params.intercept, ref[0], rtol=1e-10)
+    np.testing.assert_allclose(params.coef, ref[1:], rtol=1e-10)
+    np.testing.assert_allclose(Ridge(alpha).predict(params, x), z @ ref, rtol=1e-10)
+
+
+def test_logistic_solves_penalised_score_equations():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2000, 3))
+    p_true = 1 / (1 + np.exp(-(x @ np.array([1.5, -1.0, 0.0]) - 0.5)))
+    y = (rng.uniform(size=2000) < p_true).astype(float)
+    w = rng.uniform(0.5, 1.5, size=2000)
+    for alpha in (0.0, 3.0):
+        model = Logistic(alpha=alpha)
+        params = model.fit(x, y, w)
+        p = np.asarray(model.predict(params, x))
+        # First-order conditions of the penalised weighted log-likelihood.
+        grad_b = np.sum(w * (p - y))
+        grad_beta = x.T @ (w * (p - y)) + alpha * np.asarray(params.coef)
+        # Sums of 2000 O(1) terms: float64 Newton converges to ~1e-12 relative; allow 1e-6.
+        assert abs(grad_b) < 1e-6 and np.max(np.abs(grad_beta)) < 1e-6
+
+
+def test_mlp_learns_nonlinear_function_and_stops_early():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(6000, 3))
+    f = np.sin(2 * x[:, 0]) * 2 + x[:, 1] ** 2
+    y = f + rng.normal(scale=0.5, size=6000)
+    mlp = MLP(hidden=(32, 32), batch_size=256, max_epochs=200, patience=4, learning_rate=3e-3)
+    params = mlp.fit(x, y)
+    mse_mlp = np.mean((np.asarray(mlp.predict(params, x)) - f) ** 2)
+    ridge = Ridge(1.0)
+    mse_ridge = np.mean((np.asarray(ridge.predict(ridge.fit(x, y), x)) - f) ** 2)
+    # Var(f) is about 3 here and the best linear fit leaves about 2.9; the noise variance 0.25
+    # is the floor for a flexible fit at this n, so a working MLP lands far below ridge.
+    assert mse_mlp < 0.25 * mse_ridge
+    assert int(params.n_epochs) < 200  # early stopping triggered before the cap
+
+
+# --------------------------------------------------------------------------------------------
+# learners on the default world
+# --------------------------------------------------------------------------------------------
+
+LEARNERS = {
+    "S": lambda: SLearner(),
+    "S_interactions": lambda: SLearner(interactions=True),
+    "T": lambda: TLearner(),
+    "X": lambda: XLearner(),
+    "DR": lambda: DRLearner(),
+    "R": lambda: RLearner(),
+}
+
+
+@pytest.mark.parametrize("name", list(LEARNERS))
+def test_learner_contract_and_baselines_on_cost(name, uniform_log, world_config):
+    log = uniform_log
+    learner = LEARNERS[name]().fit(log.x, log.action, log.cost, log.action_prob,
+                                   world_config.n_actions)
+    tau = np.asarray(learner.predict_tau(log.x))
+    mu = np.asarray(learner.predict_mu(log.x))
+    assert tau.shape == mu.shape == (len(log.action), world_config.n_actions)
+    np.testing.assert_array_equal(tau[:, 0], 0.0)
+    np.testing.assert_allclose(mu - mu[:, :1], tau, atol=1e-10)
+    true_tau = np.asarray(log.truth.tau_cost)
+    zero = pehe(np.zeros_like(true_tau), true_tau)  # zero-effect baseline (RMS of tau): 4.8
+    ate = pehe(np.broadcast_to(true_tau.mean(0), true_tau.shape), true_tau)  # oracle ATE: 2.5
+    # Incremental cost is dense and low-noise (PEHE of the linear learners ~1.6 at n=4000, its
+    # seed-to-seed sd a few percent), so the gaps to the baselines are many sds wide.
+    assert pehe(tau, true_tau) < 0.75 * zero
+    if name != "S":  # the plain S-learner with a linear base is a constant-effect model
+        assert pehe(tau, true_tau) < 0.8 * ate
+
+
+@pytest.fixture(scope="module")
+def skewed_batch(world_params, world_config):
+    """N_SEEDS logs of NS[-1] rows under skewed, x-dependent epsilon-greedy logging (one compile);
+    smaller n use prefixes (rows are iid, so a prefix is an iid sample)."""
+    batch = simulate_batch(jax.random.split(jax.random.key(20), N_SEEDS), world_params,
+                           world_config, NS[-1], SKEWED)
+    return [batch.seed(s) for s in range(N_SEEDS)]
+
+
+NS = [2000, 8000, 32000]
+
+
+def test_t_learner_with_ridge_recovers_linear_tau(skewed_batch, world_config):
+    slopes, offsets = _linear_effect(world_config)
+    pehes = np.zeros((len(NS), N_SEEDS))
+    for s, full in enumerate(skewed_batch):
+        y_full, tau_full = _semi_synthetic(full, slopes, offsets, seed=s)
+        # Remove the world's exact non-linear baseline: each arm's mean is then exactly linear
+        # in x, so the T-learner's ridge arms are correctly specified (logging is then ignorable).
+        y0_full = y_full - np.asarray(full.truth.mu_value)[:, 0]
+        for i, n in enumerate(NS):
+            tau_hat = TLearner(Ridge(1.0)).fit(full.x[:n], full.action[:n], y0_full[:n],
+                                               n_actions=world_config.n_actions
+                                               ).predict_tau(full.x[:n])
+            pehes[i, s] = pehe(tau_hat, tau_full[:n], full.eligible[:n])
+    slope, se = _log_log_slope(NS, pehes)
+    # OLS coefficient error has covariance sigma^2 (X'WX)^-1 ~ 1/n, so PEHE ~ n^-1/2 exactly for
+    # a correctly specified linear tau; 3 standard errors of the seed-averaged slope, plus 0.03
+    # for the O(alpha/n) ridge shrinkage bias and the sqrt-of-mean-square (Jensen) curvature.
+    assert abs(slope + 0.5) < 3 * se + 0.03, (slope, se, pehes)
+    assert pehes[-1].mean() < pehes[0].mean() / 3  # -> 0 as n grows (1/4 expected over 16x n)
+
+
+@pytest.fixture(scope="module")
+def skewed_runs(skewed_batch, world_config):
+    """PEHE and mean bias of T (naive), DR and R on the semi-synthetic world (non-linear
+    baseline, linear effect) under skewed logging; n in NS; N_SEEDS seeds each."""
+    slopes, offsets = _linear_effect(world_config)
+    out = {k: {"pehe": np.zeros((len(NS), N_SEEDS)), "bias": np.zeros((len(NS), N_SEEDS))}
+           for k in ("T", "DR", "R")}
+    for s, full in enumerate(skewed_batch):
+        y_full, tau_full = _semi_synthetic(full, slopes, offsets, seed=1000 + s)
+        for i, n in enumerate(NS):
+            log = full.subset(np.arange(n))
+            y, tau = y_full[:n], tau_full[:n]
+            for name, learner in (("T", TLearner()), ("DR", DRLearner()), ("R", RLearner())):
+                tau_hat = np.asarray(learner.fit(log.x, log.action, y, log.action_prob,
+                                                 world_config.n_actions).predict_tau(log.x))
+                out[name]["pehe"][i, s] = pehe(tau_hat, tau, log.eligible)
+                out[name]["bias"][i, s] = np.mean((tau_hat - tau)[:, 1:])
+    return out
+
+
+def test_dr_learner_pehe_falls_like_root_n(skewed_runs):
+    out = skewed_runs
+    slope, se = _log_log_slope(NS, out["DR"]["pehe"])
+    # DR with the true propensities and a correctly specified (linear) final stage: the final
+    # regression on AIPW pseudo-outcomes has error ~ n^-1/2. 3 SE of the seed-mean slope plus
+    # 0.1 for the second-order (product-of-errors) term of a misspecified outcome model, which
+    # shrinks only like the ridge outcome's fixed projection error times n^-1/2.
+    assert abs(slope + 0.5) < 3 * se + 0.1, (slope, se, out["DR"]["pehe"])
+
+
+def test_dr_and_r_consistent_where_naive_t_is_biased(skewed_runs):
+    out = skewed_runs
+    for name in ("DR", "R"):
+        bias = out[name]["bias"][-1]
+        se = bias.std(ddof=1) / np.sqrt(N_SEEDS)
+        t_stat = abs(bias.mean()) / se
+        # Unbiased: the seed-mean bias within 4 SE of 0 (t with 3 d.o.f.: P(|t|>4) ~ 3%).
+        assert t_stat < 4.0 + 1e-12 or abs(bias.mean()) < 0.05, (name, bias)
+        # Consistent: PEHE keeps falling with n.
+        assert out[name]["pehe"][-1].mean() < out[name]["pehe"][0].mean() / 2.5
+    naive = out["T"]["bias"][-1]
+    naive_se = naive.std(ddof=1) / np.sqrt(N_SEEDS)
+    # The naive T-learner (ignores propensities; misspecified baseline) is biased: its mean bias
+    # is many SEs away from 0 and its PEHE plateaus instead of falling like n^-1/2.
+    assert abs(naive.mean()) > 10 * naive_se
+    assert out["T"]["pehe"][-1].mean() > 0.7 * out["T"]["pehe"][0].mean()
+    assert out["T"]["pehe"][-1].mean() > 5 * out["DR"]["pehe"][-1].mean()
+
+
+def test_dr_learner_on_binary_holdout_design(world_params, world_config):
+    """Treatment/holdout campaign (offer 1 vs no offer): DR's mean predicted uplift is the AIPW
+    estimate of the ATE and must cover the exact ATE of the logged users."""
+    batch = simulate_batch(jax.random.split(jax.random.key(30), N_SEEDS), world_params,
+                           world_config, 8000, LoggingConfig(kind="holdout", offer=1,
+                                                             treat_prob=0.5))
+    z = []
+    for s in range(N_SEEDS):
+        log = batch.seed(s)
+        learner = DRLearner().fit(log.x, log.action, log.cost, log.action_prob[:, :2],
+                                  n_actions=2)
+        phi, _ = learner.pseudo_outcomes(log.x, log.action, log.cost, log.action_prob[:, :2])
+        ate_hat = float(np.mean(learner.predict_tau(log.x)[:, 1]))
+        ate_true = float(np.mean(np.asarray(log.truth.tau_cost)[:, 1]))
+        # Ridge with an unpenalised intercept fitted on all rows reproduces mean(phi) up to the
+        # (tiny) ridge shrinkage; SE of the AIPW mean is sd(phi)/sqrt(n).
+        z.append((ate_hat - ate_true) / (phi[:, 0].std(ddof=1) / np.sqrt(len(phi))))
+    assert np.all(np.abs(z) < 3.5), z
+
+
+# --------------------------------------------------------------------------------------------
+# heads
+# --------------------------------------------------------------------------------------------
+
+
+def test_uplift_heads_fit_each_head_on_its_own_label(uniform_log, world_config):
+    log = uniform_log
+    heads = UpliftHeads(value=TLearner(base=Ridge(alpha=10.0)), cost=DRLearner())
+    heads.fit(log.x, log.action, value=log.value, cost=log.cost, action_prob=log.action_prob,
+              n_actions=world_config.n_actions)
+    tau_v, tau_c = heads.predict_tau(log.x)
+    ref_v = TLearner(base=Ridge(alpha=10.0)).fit(log.x, log.action, log.value).predict_tau(log.x)
+    ref_c = DRLearner().fit(log.x, log.action, log.cost, log.action_prob).predict_tau(log.x)
+    np.testing.assert_allclose(tau_v, ref_v, atol=1e-10)
+    np.testing.assert_allclose(tau_c, ref_c, atol=1e-10)
+    assert pehe(tau_c, log.truth.tau_cost) < pehe(tau_v, log.truth.tau_cost)  # not swapped
+
+
+def test_uplift_heads_apply_their_recalibration(uniform_log):
+    log = uniform_log
+
+    class Double:
+        def transform(self, tau):
+            return 2.0 * np.asarray(tau)
+
+    heads = UpliftHeads(value=TLearner(), cost=TLearner(), cost_recalibration=Double())
+    heads.fit(log.x, log.action, value=log.value, cost=log.cost)
+    tau_v, tau_c = heads.predict_tau(log.x)
+    raw = heads.cost.predict_tau(log.x)
+    np.testing.assert_allclose(tau_c, 2.0 * raw, atol=1e-12)
+    np.testing.assert_allclose(tau_v, heads.value.predict_tau(log.x), atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# bad input
+# --------------------------------------------------------------------------------------------
+
+
+def test_bad_inputs_raise_value_errors(uniform_log):
+    log = uniform_log
+    x, a, y, e = log.x, log.action, log.cost, log.action_prob
+    with pytest.raises(ValueError, match="action_prob is required"):
+        DRLearner().fit(x, a, y)
+    with pytest.raises(ValueError, match="action_prob is required"):
+        RLearner().fit(x, a, y)
+    with pytest.raises(ValueError, match="action must lie in"):
+        TLearner().fit(x, a + 10, y, n_actions=5)
+    bad_y = np.array(y, dtype=float)
+    bad_y[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        TLearner().fit(x, a, bad_y)
+    with pytest.raises(ValueError, match="x must be 2-D"):
+        TLearner().fit(x[:, 0], a, y)
+    with pytest.raises(ValueError, match="fewer than 2 logged rows"):
+        TLearner().fit(x, np.minimum(a, 1), y, n_actions=5)
+    with pytest.raises(ValueError, match="rows must sum to 1"):
+        DRLearner().fit(x, a, y, e * 0.5)
+    with pytest.raises(ValueError, match="not fitted"):
+        TLearner().predict_tau(x)
+    with pytest.raises(ValueError, match=r"shape \(n, 10\)"):
+        TLearner().fit(x, a, y).predict_tau(x[:, :3])
+    with pytest.raises(ValueError, match="Ridge.alpha"):
+        Ridge(alpha=-1.0)
+    with pytest.raises(ValueError, match="zero everywhere"):
+        Ridge().fit(x, y, np.zeros(len(y)))
+    with pytest.raises(ValueError, match="y must lie in"):
+        Logistic().fit(x, y)
+    with pytest.raises(ValueError, match="n_folds"):
+        DRLearner(n_folds=1).fit(x, a, y, e)
+    learner = TLearner()
+    with pytest.raises(ValueError, match="two separate learner"):
+        UpliftHeads(value=learner, cost=learner)
