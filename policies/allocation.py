@@ -44,7 +44,7 @@ from policies._validation import (
     check_eligible,
     check_nonneg_scalar,
 )
-from policies.frontier import user_frontier
+from policies.frontier import frontier_slot_major
 from policies.pruning import prune_mask_unchecked
 
 jax.config.update("jax_enable_x64", True)
@@ -103,30 +103,19 @@ def _slope_bin(slope: jax.Array) -> jax.Array:
     return jnp.where(slope > 0, b, jnp.int16(-1))
 
 
-def _segment_deltas(v, c, base, to_action):
-    """Cost and value change of every frontier segment, from the path (zero in unused slots)."""
-    prev = jnp.concatenate([base[:, None], to_action[:, :-1]], axis=1)
-    dc = jnp.take_along_axis(c, to_action, axis=1) - jnp.take_along_axis(c, prev, axis=1)
-    dv = jnp.take_along_axis(v, to_action, axis=1) - jnp.take_along_axis(v, prev, axis=1)
-    return dc, dv
-
-
 @partial(jax.jit, static_argnames=("r_pair",))
 def _chunk_pass(v, c, eligible, r_pair: float | None):
-    """One pass over a chunk: prune, frontier, slope bins, base totals and every segment's cost and
-    value change (the per-bin float64 totals are a host ``bincount``: XLA's CPU scatter is slow)."""
+    """One pass over a chunk: prune, frontier (slot-major), slope bins, base totals and every
+    segment's cost and value change (the per-bin float64 totals are a host ``bincount``: XLA's CPU
+    scatter is slow)."""
     keep = eligible & (v > 0)
     if r_pair is not None:
         keep &= v >= r_pair * c
     keep = keep.at[:, 0].set(True)
-    fr = user_frontier(v, c, keep)
-    bins = _slope_bin(fr.slope)
-    valid = bins >= 0
-    dc, dv = _segment_deltas(v, c, fr.base, fr.to_action)
+    fr = frontier_slot_major(v, c, keep)
     rows = jnp.arange(v.shape[0])
-    return (fr.base.astype(jnp.int8), fr.to_action.astype(jnp.int8), bins,
-            v[rows, fr.base].sum(), c[rows, fr.base].sum(), jnp.where(valid, dc, 0.0),
-            jnp.where(valid, dv, 0.0))
+    return (fr.base.astype(jnp.int8), fr.to_action.astype(jnp.int8), _slope_bin(fr.slope),
+            v[rows, fr.base].sum(), c[rows, fr.base].sum(), fr.d_cost, fr.d_value)
 
 
 def _iter_chunks(n: int, chunk_size: int):
@@ -138,26 +127,34 @@ def _iter_chunks(n: int, chunk_size: int):
 def _greedy(v, c, e, budget, min_roi, r_pair, chunk_size) -> Allocation:
     n, n_actions = v.shape
     base = np.empty(n, dtype=np.int8)
-    path = np.empty((n, n_actions - 1), dtype=np.int8)
-    bins = np.empty((n, n_actions - 1), dtype=np.int16)
+    path = np.empty((n_actions - 1, n), dtype=np.int8)  # slot-major: path[j, i]
+    bins = np.empty((n_actions - 1, n), dtype=np.int16)
     base_v = base_c = 0.0
     hc = np.zeros(_N_BINS)
     hv = np.zeros(_N_BINS)
-    for start, stop, rows in _iter_chunks(n, chunk_size):
+
+    def launch(start, stop, rows):
+        return _chunk_pass(_padded(np.asarray(v[start:stop], dtype=np.float64), rows, 0.0),
+                           _padded(np.asarray(c[start:stop], dtype=np.float64), rows, 0.0),
+                           _padded(e[start:stop], rows, False), r_pair)
+
+    chunks = list(_iter_chunks(n, chunk_size))
+    pending = launch(*chunks[0])
+    for idx, (start, stop, _) in enumerate(chunks):
+        out = pending
+        if idx + 1 < len(chunks):  # dispatch the next chunk before the host work on this one
+            pending = launch(*chunks[idx + 1])
         m = stop - start
-        out = _chunk_pass(_padded(np.asarray(v[start:stop], dtype=np.float64), rows, 0.0),
-                          _padded(np.asarray(c[start:stop], dtype=np.float64), rows, 0.0),
-                          _padded(e[start:stop], rows, False), r_pair)
         base[start:stop] = np.asarray(out[0])[:m]
-        path[start:stop] = np.asarray(out[1])[:m]
-        chunk_bins = np.asarray(out[2])[:m]
-        bins[start:stop] = chunk_bins
+        path[:, start:stop] = np.asarray(out[1])[:, :m]
+        chunk_bins = np.asarray(out[2])[:, :m]
+        bins[:, start:stop] = chunk_bins
         base_v += float(out[3])
         base_c += float(out[4])
         valid = chunk_bins >= 0
         b = chunk_bins[valid]
-        hc += np.bincount(b, weights=np.asarray(out[5])[:m][valid], minlength=_N_BINS)
-        hv += np.bincount(b, weights=np.asarray(out[6])[:m][valid], minlength=_N_BINS)
+        hc += np.bincount(b, weights=np.asarray(out[5])[:, :m][valid], minlength=_N_BINS)
+        hv += np.bincount(b, weights=np.asarray(out[6])[:, :m][valid], minlength=_N_BINS)
     if base_c > budget:
         raise ValueError(f"budget: {budget} is below the cheapest reachable total cost {base_c} "
                          "(offers with negative incremental cost). Fix: raise the budget.")
@@ -174,13 +171,13 @@ def _greedy(v, c, e, budget, min_roi, r_pair, chunk_size) -> Allocation:
     frac_user, theta, price = -1, 0.0, 0.0
     budget_binds = roi_binds = False
     for start in range(0, n, chunk_size):
-        k_taken[start:start + chunk_size] = (bins[start:start + chunk_size] > crossing).sum(axis=1)
+        k_taken[start:start + chunk_size] = (bins[:, start:start + chunk_size] > crossing).sum(0)
     if crossing >= 0:
         state_c = base_c + hc[crossing + 1:].sum()
         state_v = base_v + hv[crossing + 1:].sum()
-        su, sj = np.nonzero(bins == crossing)
-        prev = np.where(sj == 0, base[su], path[su, np.maximum(sj - 1, 0)]).astype(np.int64)
-        to = path[su, sj].astype(np.int64)
+        sj, su = np.nonzero(bins == crossing)
+        prev = np.where(sj == 0, base[su], path[np.maximum(sj - 1, 0), su]).astype(np.int64)
+        to = path[sj, su].astype(np.int64)
         sc = np.asarray(c[su, to], dtype=np.float64) - np.asarray(c[su, prev], dtype=np.float64)
         sv = np.asarray(v[su, to], dtype=np.float64) - np.asarray(v[su, prev], dtype=np.float64)
         ss = sv / sc
@@ -209,11 +206,11 @@ def _greedy(v, c, e, budget, min_roi, r_pair, chunk_size) -> Allocation:
 
     action = base.astype(np.int64)
     has = k_taken > 0
-    action[has] = path[has, k_taken[has] - 1]
+    action[has] = path[k_taken[has] - 1, has]
     dist = np.zeros((n, n_actions))
     dist[np.arange(n), action] = 1.0
     if frac_user >= 0:
-        nxt = int(path[frac_user, k_taken[frac_user]])
+        nxt = int(path[k_taken[frac_user], frac_user])
         dist[frac_user, action[frac_user]] = 1.0 - theta
         dist[frac_user, nxt] = theta
         if theta > 0.5:

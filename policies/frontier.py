@@ -4,10 +4,10 @@ For user ``i`` the points are ``(tau_c[i, a], tau_v[i, a])`` over the surviving 
 :mod:`policies.pruning`) plus no-offer at (0, 0). The frontier starts at the cheapest point (ties:
 the most valuable; (0, 0) unless a surviving offer has ``tau_c <= 0``) and repeatedly moves to the
 point of larger cost with the steepest positive slope ``(v_b - v_a) / (c_b - c_a)`` (gift wrapping;
-on collinear ties the farthest point). Each move is an *upgrade segment* with marginal ROI = slope,
-and the slopes strictly decrease along a user's frontier. Any LP-optimal allocation of the relaxed
-multiple-choice knapsack puts each user on this frontier, which is why greedy on the segments is
-exact.
+on exact slope ties the lowest action index, so collinear points give equal consecutive slopes).
+Each move is an *upgrade segment* with marginal ROI = slope, and the slopes never increase along a
+user's frontier. Any LP-optimal allocation of the relaxed multiple-choice knapsack puts each user on
+this frontier, which is why greedy on the segments is exact.
 """
 
 from __future__ import annotations
@@ -38,11 +38,21 @@ def _pick(x: jax.Array, idx: jax.Array) -> jax.Array:
     return jnp.take_along_axis(x, idx[:, None], axis=1)[:, 0]
 
 
-@jax.jit
-def user_frontier(tau_value: jax.Array, tau_cost: jax.Array, keep: jax.Array) -> Frontier:
-    """Frontier segments for every user (vectorised; cost O(m A L) for frontiers of length L: the
-    walk stops as soon as no user in the batch can move). ``keep`` must have column 0 True; values
-    of pairs with ``keep`` False are ignored."""
+class SlotMajorFrontier(NamedTuple):
+    """The frontier in slot-major layout (each array (A-1, m)) with each segment's cost and value
+    change; unused slots have slope 0 and zero deltas."""
+
+    base: jax.Array
+    slope: jax.Array
+    d_cost: jax.Array
+    d_value: jax.Array
+    to_action: jax.Array
+
+
+def frontier_slot_major(tau_value: jax.Array, tau_cost: jax.Array, keep: jax.Array
+                        ) -> SlotMajorFrontier:
+    """The gift-wrapping walk (traceable; call inside ``jit``). Cost O(m A L) for frontiers of
+    length at most L: the walk stops as soon as no user in the batch can move."""
     v = jnp.where(keep, tau_value.astype(jnp.float64), -jnp.inf)
     c = tau_cost.astype(jnp.float64)
     m, n_actions = v.shape
@@ -52,23 +62,33 @@ def user_frontier(tau_value: jax.Array, tau_cost: jax.Array, keep: jax.Array) ->
     n_slots = n_actions - 1
 
     def cond(state):
-        j, _, _, _, moved = state
-        return (j < n_slots) & moved
+        return (state[0] < n_slots) & state[-1]
 
     def body(state):
-        j, cur, slope_out, to_out, _ = state
-        dc = c - _pick(c, cur)[:, None]
-        dv = v - _pick(v, cur)[:, None]
-        cand = keep & (dc > 0) & (dv > 0)
-        slope = jnp.where(cand, dv / dc, -jnp.inf)
-        best = slope.max(axis=1)
+        j, cur, vc, cc, slope_out, dc_out, dv_out, to_out, _ = state
+        dc = c - cc[:, None]
+        dv = v - vc[:, None]  # -inf on pruned pairs, so they never qualify
+        slope = jnp.where((dc > 0) & (dv > 0), dv / dc, -jnp.inf)
+        nxt = jnp.argmax(slope, axis=1)
+        best = _pick(slope, nxt)
         ok = best > -jnp.inf
-        nxt = jnp.argmax(jnp.where(cand & (slope == best[:, None]), c, -jnp.inf), axis=1)
         nxt = jnp.where(ok, nxt, cur)
-        return (j + 1, nxt, slope_out.at[j].set(jnp.where(ok, best, 0.0)),
-                to_out.at[j].set(nxt), ok.any())
+        vn = _pick(v, nxt)
+        cn = _pick(c, nxt)
+        return (j + 1, nxt, vn, cn, slope_out.at[j].set(jnp.where(ok, best, 0.0)),
+                dc_out.at[j].set(cn - cc), dv_out.at[j].set(vn - vc), to_out.at[j].set(nxt),
+                ok.any())
 
-    # slot-major carries: writing row j is contiguous
-    init = (0, base, jnp.zeros((n_slots, m)), jnp.broadcast_to(base[None, :], (n_slots, m)), True)
-    _, _, slope, to_action, _ = jax.lax.while_loop(cond, body, init)
-    return Frontier(base, slope.T, to_action.T)
+    zeros = jnp.zeros((n_slots, m))
+    init = (0, base, _pick(v, base), _pick(c, base), zeros, zeros, zeros,
+            jnp.broadcast_to(base[None, :], (n_slots, m)), True)
+    _, _, _, _, slope, d_cost, d_value, to_action, _ = jax.lax.while_loop(cond, body, init)
+    return SlotMajorFrontier(base, slope, d_cost, d_value, to_action)
+
+
+@jax.jit
+def user_frontier(tau_value: jax.Array, tau_cost: jax.Array, keep: jax.Array) -> Frontier:
+    """Frontier segments for every user, row-major. ``keep`` must have column 0 True; values of
+    pairs with ``keep`` False are ignored."""
+    fr = frontier_slot_major(tau_value, tau_cost, keep)
+    return Frontier(fr.base, fr.slope.T, fr.to_action.T)
