@@ -1,12 +1,13 @@
 """Incremental calibration of uplift predictions on a randomised holdout, and recalibration.
 
-Calibration of offer ``a``: bin holdout rows by predicted ``tau_hat(x, a)`` (quantile bins); in
+Calibration of offer ``a``: bin holdout rows by predicted ``tau_hat(x, a)`` (equal-count bins); in
 each bin compare the mean prediction with the observed uplift, the propensity-weighted (Hajek)
 difference in means ``sum 1{A=a} y / e_a / sum 1{A=a}/e_a - sum 1{A=0} y / e_0 / sum 1{A=0}/e_0``,
 which is consistent for the bin's mean true uplift when ``e`` are the logging propensities.
 Recalibration maps ``tau_hat`` to ``E[tau | tau_hat]`` by regressing the unbiased IPW pseudo-outcome
-``phi = 1{A=a} y / e_a - 1{A=0} y / e_0`` (``E[phi | x] = tau(x, a)``) on ``tau_hat``: linearly
-(:class:`LinearRecalibration`) or monotonically (:class:`IsotonicRecalibration`).
+``phi = 1{A=a} y / e_a - 1{A=0} y / e_0`` (``E[phi | x] = tau(x, a)``) on ``tau_hat``
+monotonically (:class:`IsotonicRecalibration`), or linearly by a propensity-weighted arm
+contrast (:class:`LinearRecalibration`).
 """
 
 from __future__ import annotations
@@ -149,21 +150,36 @@ def _fit_inputs(tau_hat: Any, action: Any, reward: Any, action_prob: Any,
 
 @dataclasses.dataclass
 class LinearRecalibration:
-    """Per offer ``a``: ``tau_cal = b0_a + b1_a tau_hat``, least squares of the IPW pseudo-outcome
-    ``phi_a`` on ``[1, tau_hat_a]`` over rows with ``e_a > 0`` (unbiased since
-    ``E[phi_a | x] = tau_a(x)``). Fit on a calibration split, apply elsewhere."""
+    """Per offer ``a``: ``tau_cal = b0_a + b1_a tau_hat``.
+
+    Fitted on rows with ``A in {0, a}`` by propensity-weighted least squares (weights ``1/e_A``)
+    of ``y`` on ``[1, t, D, D t]`` with ``t = tau_hat_a``, ``D = 1{A = a}``: the arm contrast
+    ``b0 + b1 t`` is the best linear predictor of ``tau_a`` given ``t`` under randomisation with
+    known propensities (the ``[1, t]`` terms absorb the baseline, so this is much less noisy than
+    regressing the IPW pseudo-outcome). Fit on a calibration split, apply elsewhere."""
 
     coef_: np.ndarray | None = None  # (K, 2): intercept, slope
 
     def fit(self, tau_hat: Any, action: Any, reward: Any,
             action_prob: Any) -> LinearRecalibration:
-        th, phi, valid = _fit_inputs(tau_hat, action, reward, action_prob,
-                                     "LinearRecalibration.fit")
+        th, _, valid = _fit_inputs(tau_hat, action, reward, action_prob,
+                                   "LinearRecalibration.fit")
+        action = np.asarray(action)
+        y = np.asarray(reward, dtype=np.float64)
+        e = np.asarray(action_prob, dtype=np.float64)
         coef = np.zeros((th.shape[1], 2))
         for a in range(th.shape[1]):  # loop over offers
-            m = valid[:, a]
-            design = np.stack([np.ones(m.sum()), th[m, a]], axis=1)
-            coef[a] = np.linalg.lstsq(design, phi[m, a], rcond=None)[0]
+            m = valid[:, a] & ((action == 0) | (action == a + 1))
+            t = th[m, a]
+            treated = (action[m] == a + 1).astype(np.float64)
+            if treated.sum() < 3 or (1 - treated).sum() < 3:
+                raise ValueError(f"LinearRecalibration.fit: offer {a + 1} needs at least 3 "
+                                 f"treated and 3 control rows. Fix: a larger calibration log.")
+            w = 1.0 / e[m][np.arange(m.sum()), action[m]]
+            design = np.stack([np.ones_like(t), t, treated, treated * t], axis=1)
+            sw = np.sqrt(w)
+            sol = np.linalg.lstsq(design * sw[:, None], y[m] * sw, rcond=None)[0]
+            coef[a] = sol[2:]
         self.coef_ = coef
         return self
 
