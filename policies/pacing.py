@@ -8,7 +8,8 @@ expected cost, so
     committed_t = realised spend so far + kappa * sum_s issued_expected_s * q^(t - s)
 
 where ``kappa`` (:func:`cost_correction`) rescales the model's expected costs by how much the
-matured part actually cost (realised / expected-so-far; it corrects cost drift and model bias).
+matured part of recent cohorts actually cost (paid / expected-so-far, recency weighted; it corrects
+cost drift, seasonality and model bias).
 The controller (:func:`pacing_step`) re-plans every period: the remaining budget ``B -
 committed_t`` is spread evenly over the remaining periods, deflated by ``kappa``, and the
 allocator's budget multiplier lambda is re-solved for that period's budget. Plain arrays in and out.
@@ -45,20 +46,27 @@ def unpaid_fraction(lag_mean: float, periods_since_issue) -> np.ndarray:
     return _lag_q(lag_mean) ** d
 
 
-def cost_correction(issued_expected, realised_spend, *, lag_mean: float,
-                    bounds: tuple[float, float] = (0.5, 2.0), min_matured: float = 1e-9) -> float:
-    """``kappa = sum(realised) / sum_s issued_expected_s (1 - q^(t - s))`` over closed periods
-    s < t, clipped to ``bounds``; 1 while nothing is expected to have matured yet."""
+def cost_correction(issued_expected, paid_by_cohort, *, lag_mean: float,
+                    halflife: float | None = 2.0, bounds: tuple[float, float] = (0.5, 2.0),
+                    min_matured: float = 1e-9) -> float:
+    """``kappa = sum_s w_s paid_s / sum_s w_s issued_expected_s (1 - q^(t - s))`` over closed
+    cohorts s < t: what the matured part of each cohort actually cost relative to the model, with
+    recency weights ``w_s = 2^(-(t - 1 - s) / halflife)`` (``halflife=None``: equal weights) so
+    that drift and seasonality are tracked; clipped to ``bounds``; 1 while nothing is expected to
+    have matured yet. Assumption: the model's error is a common multiplicative factor."""
     issued = _history("issued_expected", issued_expected)
-    realised = _history("realised_spend", realised_spend)
-    if issued.shape != realised.shape:
-        raise ValueError("realised_spend: must have one entry per closed period, like "
+    paid = _history("paid_by_cohort", paid_by_cohort)
+    if issued.shape != paid.shape:
+        raise ValueError("paid_by_cohort: must have one entry per closed period (cohort), like "
                          "issued_expected.")
     t = issued.size
-    matured = float(np.sum(issued * (1.0 - unpaid_fraction(lag_mean, t - np.arange(t)))))
+    age = t - np.arange(t)
+    w = np.ones(t) if halflife is None else 0.5 ** ((age - 1) / check_nonneg_scalar(
+        "halflife", halflife))
+    matured = float(np.sum(w * issued * (1.0 - unpaid_fraction(lag_mean, age))))
     if matured <= min_matured:
         return 1.0
-    return float(np.clip(realised.sum() / matured, *bounds))
+    return float(np.clip(np.sum(w * paid) / matured, *bounds))
 
 
 def outstanding_liability(issued_expected, *, lag_mean: float, correction: float = 1.0) -> float:
@@ -81,21 +89,24 @@ class PacingDecision(NamedTuple):
     outstanding: float
 
 
-def pacing_step(total_budget: float, n_periods: int, issued_expected, realised_spend, *,
-                lag_mean: float, use_liability: bool = True) -> PacingDecision:
+def pacing_step(total_budget: float, n_periods: int, issued_expected, paid_by_cohort, *,
+                lag_mean: float, use_liability: bool = True,
+                halflife: float | None = 2.0) -> PacingDecision:
     """Budget for period t = len(issued_expected): ``max(0, B - committed) / (T - t) / kappa``.
 
     ``issued_expected[s]``: the model's expected cost of the offers issued in period s;
-    ``realised_spend[s]``: the payments made in period s (any cohort). ``use_liability=False``
-    gives the naive controller that sees realised spend only (it overspends under lag)."""
+    ``paid_by_cohort[s]``: what those offers have cost so far (payments up to period t-1).
+    ``use_liability=False`` gives the naive controller that sees realised spend only (no
+    outstanding liability, no correction; it overspends under lag)."""
     b = check_nonneg_scalar("total_budget", total_budget)
     issued = _history("issued_expected", issued_expected)
-    realised = _history("realised_spend", realised_spend)
+    paid = _history("paid_by_cohort", paid_by_cohort)
     t = issued.size
     if int(n_periods) <= t:
         raise ValueError(f"n_periods: {n_periods} must exceed the number of closed periods {t}.")
-    kappa = cost_correction(issued, realised, lag_mean=lag_mean) if use_liability else 1.0
+    kappa = (cost_correction(issued, paid, lag_mean=lag_mean, halflife=halflife)
+             if use_liability else 1.0)
     outstanding = outstanding_liability(issued, lag_mean=lag_mean, correction=kappa)
-    committed = float(realised.sum()) + (outstanding if use_liability else 0.0)
+    committed = float(paid.sum()) + (outstanding if use_liability else 0.0)
     per_period = max(b - committed, 0.0) / (int(n_periods) - t) / kappa
     return PacingDecision(per_period, committed, b * t / int(n_periods), kappa, outstanding)

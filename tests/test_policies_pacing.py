@@ -32,18 +32,23 @@ def test_liability_and_correction_arithmetic():
     issued = np.array([100.0, 100.0])
     q = 0.5  # lag mean 1
     assert outstanding_liability(issued, lag_mean=1.0) == pytest.approx(100 * q**2 + 100 * q)
+    paid = np.array([90.0, 30.0])
     matured = 100 * (1 - q**2) + 100 * (1 - q)
-    assert cost_correction(issued, [60.0, 60.0], lag_mean=1.0) == pytest.approx(120 / matured)
-    dec = pacing_step(1000.0, 4, issued, [60.0, 60.0], lag_mean=1.0)
-    kappa = 120 / matured
+    assert cost_correction(issued, paid, lag_mean=1.0, halflife=None) == pytest.approx(
+        120 / matured)
+    w = np.array([0.5, 1.0])  # halflife 1: the older cohort counts half
+    kappa = float(np.sum(w * paid) / (0.5 * 100 * (1 - q**2) + 100 * (1 - q)))
+    assert cost_correction(issued, paid, lag_mean=1.0, halflife=1.0) == pytest.approx(kappa)
+    dec = pacing_step(1000.0, 4, issued, paid, lag_mean=1.0, halflife=1.0)
     committed = 120 + kappa * (100 * q**2 + 100 * q)
     assert dec.committed == pytest.approx(committed)
     assert dec.period_budget == pytest.approx((1000 - committed) / 2 / kappa)
-    naive = pacing_step(1000.0, 4, issued, [60.0, 60.0], lag_mean=1.0, use_liability=False)
+    naive = pacing_step(1000.0, 4, issued, paid, lag_mean=1.0, use_liability=False)
     assert naive.committed == pytest.approx(120.0)
+    assert naive.period_budget == pytest.approx((1000 - 120) / 2)
     with pytest.raises(ValueError, match="n_periods"):
-        pacing_step(1000.0, 2, issued, [60.0, 60.0], lag_mean=1.0)
-    with pytest.raises(ValueError, match="realised_spend"):
+        pacing_step(1000.0, 2, issued, paid, lag_mean=1.0)
+    with pytest.raises(ValueError, match="paid_by_cohort"):
         pacing_step(1000.0, 4, issued, [60.0], lag_mean=1.0)
     with pytest.raises(ValueError, match="issued_expected"):
         outstanding_liability([np.nan], lag_mean=1.0)

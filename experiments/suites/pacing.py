@@ -95,7 +95,8 @@ def simulate_pacing(cfg: PacingSuiteConfig, controller: str, seed: int) -> dict[
     budget = cfg.budget_per_user * n * T
     face = np.asarray(params.face_value, dtype=np.float64)
     horizon = T + 400  # payments after the last period still count towards the total
-    paid = np.zeros(horizon)
+    paid = np.zeros(horizon)  # by payment period
+    paid_cohort = np.zeros((T, horizon))  # [issue period, payment period]
     issued_est = np.zeros(T)
     true_exp_cost = np.zeros(T)
     true_value = np.zeros(T)
@@ -113,7 +114,8 @@ def simulate_pacing(cfg: PacingSuiteConfig, controller: str, seed: int) -> dict[
                 price = allocate(tv_hat, tc_hat, budget=budget / T, eligible=e).budget_multiplier
             alloc = allocate_at_price(tv_hat, tc_hat, price=price, eligible=e)
         else:
-            dec = pacing_step(budget, T, issued_est[:t], paid[:t], lag_mean=lag_mean,
+            known = paid_cohort[:t, :t].sum(axis=1)  # cohort payments observed so far
+            dec = pacing_step(budget, T, issued_est[:t], known, lag_mean=lag_mean,
                               use_liability=controller == "liability")
             alloc = allocate(tv_hat, tc_hat, budget=dec.period_budget, eligible=e)
         a = sample_actions(k_act, alloc.action_dist).action
@@ -121,7 +123,9 @@ def simulate_pacing(cfg: PacingSuiteConfig, controller: str, seed: int) -> dict[
         _, _, cost, lag = (np.asarray(o) for o in sample_outcomes(k_out, params, users,
                                                                    jnp.asarray(a)))
         red = cost > 0
-        np.add.at(paid, np.minimum(t + lag[red], horizon - 1), cost[red])
+        when = np.minimum(t + lag[red], horizon - 1)
+        np.add.at(paid, when, cost[red])
+        np.add.at(paid_cohort[t], when, cost[red])
         issued_est[t] = tc_hat[rows, a].sum()
         true_exp_cost[t] = tc[rows, a].sum()
         true_value[t] = tv[rows, a].sum()
