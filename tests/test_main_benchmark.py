@@ -1,0 +1,39 @@
+"""The main job end to end: its IPS/DR confidence intervals cover the oracle's exact value and
+cost of the policy it learned, on the default seed; the learned policy is judged by the oracle."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments.main_benchmark import MainSuiteConfig, plot, run, summary_table
+
+
+@pytest.fixture(scope="module")
+def main_rows():
+    return run(MainSuiteConfig.compact(), seed=0, progress=False)
+
+
+def test_ips_and_dr_cover_the_oracle_truth_on_the_default_seed(main_rows):
+    table = summary_table(main_rows).set_index(["policy", "metric"])
+    for metric in ("policy_value", "policy_cost", "incremental_value", "incremental_cost"):
+        row = table.loc[("cost_aware_uplift", metric)]
+        assert row["ips_covers"], (metric, row.to_dict())
+        assert row["dr_covers"], (metric, row.to_dict())
+
+
+def test_learned_policy_is_between_no_offer_and_oracle(main_rows):
+    truth = main_rows[main_rows["estimator"] == "truth"].set_index(["policy", "metric"])["value"]
+    learned = truth[("cost_aware_uplift", "policy_value")]
+    assert truth[("no_offer", "policy_value")] < learned <= truth[("oracle", "policy_value")]
+    # the oracle spends at most the budget in expectation (exact LP solution on the true uplift)
+    budget = MainSuiteConfig.compact().budget_per_user
+    assert truth[("oracle", "policy_cost")] <= budget + 1e-9
+
+
+def test_plot_and_bad_config(main_rows, tmp_path):
+    paths = plot(main_rows, tmp_path)
+    assert all(p.stat().st_size > 10_000 for p in paths)
+    with pytest.raises(ValueError, match="logging"):
+        MainSuiteConfig(logging="confounded")
+    with pytest.raises(ValueError, match="n_train"):
+        MainSuiteConfig(n_train=5)
