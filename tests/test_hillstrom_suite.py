@@ -1,0 +1,27 @@
+"""The real-data suite ties its off-policy estimates to the experiment's published arm means."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments.suites.hillstrom import HillstromSuiteConfig, plot, run
+from simulators.hillstrom import default_path
+
+pytestmark = pytest.mark.skipif(not default_path().is_file(),
+                                reason=f"Hillstrom CSV not found at {default_path()}")
+
+PUBLISHED = {"no_email": 0.6528, "all_mens": 1.4226, "all_womens": 1.0772}
+
+
+def test_snips_of_each_arm_policy_is_the_published_arm_mean_and_budget_holds(tmp_path):
+    df = run(HillstromSuiteConfig(), progress=False)
+    spend = df[(df["metric"] == "spend_per_customer")].set_index(["policy", "estimator"])["value"]
+    for policy, mean in PUBLISHED.items():
+        assert round(spend[(policy, "snips")], 4) == mean
+        # IPS and DR estimate the same arm mean; they differ from it only by sampling noise
+        lo = df[(df.policy == policy) & (df.metric == "spend_per_customer")
+                & (df.estimator == "ips")]
+        assert float(lo["ci_low"].iloc[0]) < mean < float(lo["ci_high"].iloc[0])
+    share = df[(df.metric == "emailed_share") & (df.policy == "uplift_budgeted")]["value"]
+    assert float(share.iloc[0]) == pytest.approx(0.5, abs=1e-9)
+    assert plot(df, tmp_path)[0].exists()
