@@ -196,3 +196,18 @@ def test_bad_input_raises_value_error_naming_the_field(kwargs, field):
     kw = {"tau_value": tv, "tau_cost": tc, **kwargs}
     with pytest.raises(ValueError, match=field):
         allocate(kw.pop("tau_value"), kw.pop("tau_cost"), **kw)
+
+
+def test_negative_estimated_costs_match_highs():
+    """Learned cost heads can predict tau_c < 0; the frontier then starts at the cheapest surviving
+    point instead of (0, 0). Same LP as HiGHS (tolerance as above)."""
+    rng = np.random.default_rng(5)
+    n, k = 2000, 5
+    tc = np.concatenate([np.zeros((n, 1)), rng.normal(1.0, 1.0, (n, k))], axis=1)
+    tv = np.concatenate([np.zeros((n, 1)), rng.normal(0.8, 1.0, (n, k))], axis=1)
+    assert (tc < 0).any()
+    for budget in (0.0, 50.0, 400.0):
+        alloc = allocate(tv, tc, budget=budget)
+        ref = solve_lp_highs(tv, tc, budget=budget)
+        assert alloc.expected_value == pytest.approx(ref.objective, rel=1e-7)
+        assert alloc.expected_cost <= budget + 1e-9

@@ -152,7 +152,8 @@ def run(cfg: PacingSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.D
                   "overspend": max(r["total_spend"] - b, 0.0) / b,
                   "underspend": max(b - r["total_spend"], 0.0) / b,
                   "incremental_value": float(r["true_value"].sum()),
-                  "value_per_budget": float(r["true_value"].sum()) / b}
+                  "value_per_budget": float(r["true_value"].sum()) / b,
+                  "value_per_spend": float(r["true_value"].sum()) / float(r["total_spend"])}
         rows += [{**key, "period": -1, "metric": m, "value": float(v)} for m, v in totals.items()]
         rows += [{**key, "period": t, "metric": "committed_minus_plan_over_budget",
                   "value": float((r["committed"][t] - r["plan"][t]) / b)}
@@ -164,7 +165,7 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Committed-minus-plan path per controller and the final spend / value bars."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
     path = df[df.metric == "committed_minus_plan_over_budget"]
     for c in CONTROLLERS:
         g = path[path.controller == c].groupby("period")["value"]
@@ -174,7 +175,8 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     axes[0].set_xlabel("period")
     axes[0].set_title("(committed - plan) / budget")
     axes[0].legend()
-    for ax, metric in zip(axes[1:], ("spend_over_budget", "value_per_budget"), strict=True):
+    for ax, metric in zip(axes[1:], ("spend_over_budget", "value_per_budget", "value_per_spend"),
+                          strict=True):
         g = df[(df.metric == metric)].groupby("controller")["value"]
         m = g.mean().reindex(list(CONTROLLERS))
         ax.bar(m.index, m.values, yerr=g.std().reindex(list(CONTROLLERS)).fillna(0).values,
