@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def check_effects(tau_value, tau_cost) -> tuple[np.ndarray, np.ndarray]:
+def check_effects(tau_value: ArrayLike, tau_cost: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Validate an (n, K+1) pair of incremental value / cost arrays (column 0 = no offer = 0)."""
     v = np.asarray(tau_value)
     c = np.asarray(tau_cost)
@@ -31,7 +32,7 @@ def check_effects(tau_value, tau_cost) -> tuple[np.ndarray, np.ndarray]:
     return v, c
 
 
-def check_eligible(eligible, shape: tuple[int, int]) -> np.ndarray:
+def check_eligible(eligible: ArrayLike, shape: tuple[int, int]) -> np.ndarray:
     """Validate an (n, K+1) boolean eligibility mask whose column 0 (no offer) is all True."""
     if eligible is None:
         return np.ones(shape, dtype=bool)
@@ -73,7 +74,7 @@ def check_probability(name: str, x, *, upper: float = 1.0) -> float:
     return f
 
 
-def check_capacity(capacity, n_actions: int) -> np.ndarray | None:
+def check_capacity(capacity: ArrayLike, n_actions: int) -> np.ndarray | None:
     """Per-action capacities, (K+1,) or (K,) (offers only); inf = uncapped; no-offer uncapped."""
     if capacity is None:
         return None
@@ -91,7 +92,7 @@ def check_capacity(capacity, n_actions: int) -> np.ndarray | None:
     return cap
 
 
-def check_action_dist(action_dist, eligible: np.ndarray | None = None) -> np.ndarray:
+def check_action_dist(action_dist: ArrayLike, eligible: np.ndarray | None = None) -> np.ndarray:
     """(n, A) non-negative rows summing to 1, zero on ineligible actions."""
     p = np.asarray(action_dist, dtype=np.float64)
     if p.ndim != 2:

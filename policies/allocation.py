@@ -31,12 +31,14 @@ The aggregate ROI floor: with value-vs-cost frontier ``V*(C)`` concave and ``V*(
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from policies._validation import (
     check_capacity,
@@ -87,7 +89,7 @@ def _chunk_rows(n: int, chunk_size: int) -> int:
     return max(256, 1 << int(np.ceil(np.log2(max(n, 1)))))
 
 
-def _padded(arr: np.ndarray, rows: int, fill) -> np.ndarray:
+def _padded(arr: np.ndarray, rows: int, fill: float | bool) -> np.ndarray:
     if arr.shape[0] == rows:
         return arr
     pad = np.full((rows - arr.shape[0], *arr.shape[1:]), fill, dtype=arr.dtype)
@@ -104,7 +106,7 @@ def _slope_bin(slope: jax.Array) -> jax.Array:
 
 
 @partial(jax.jit, static_argnames=("r_pair",))
-def _chunk_pass(v, c, eligible, r_pair: float | None):
+def _chunk_pass(v: jax.Array, c: jax.Array, eligible: jax.Array, r_pair: float | None) -> tuple:
     """One pass over a chunk: prune, frontier (slot-major), slope bins, base totals and every
     segment's cost and value change (the per-bin float64 totals are a host ``bincount``: XLA's CPU
     scatter is slow)."""
@@ -118,13 +120,14 @@ def _chunk_pass(v, c, eligible, r_pair: float | None):
             v[rows, fr.base].sum(), c[rows, fr.base].sum(), fr.d_cost, fr.d_value)
 
 
-def _iter_chunks(n: int, chunk_size: int):
+def _iter_chunks(n: int, chunk_size: int) -> Iterator[tuple[int, int, int]]:
     rows = _chunk_rows(n, chunk_size)
     for start in range(0, n, rows):
         yield start, min(start + rows, n), rows
 
 
-def _greedy(v, c, e, budget, min_roi, r_pair, chunk_size) -> Allocation:
+def _greedy(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float, min_roi: float | None,
+            r_pair: float | None, chunk_size: int) -> Allocation:
     n, n_actions = v.shape
     base = np.empty(n, dtype=np.int8)
     path = np.empty((n_actions - 1, n), dtype=np.int8)  # slot-major: path[j, i]
@@ -223,7 +226,8 @@ def _greedy(v, c, e, budget, min_roi, r_pair, chunk_size) -> Allocation:
                       int(frac_user >= 0), "greedy")
 
 
-def _totals(v, c, dist, chunk_size) -> tuple[float, float]:
+def _totals(v: np.ndarray, c: np.ndarray, dist: np.ndarray, chunk_size: int
+            ) -> tuple[float, float]:
     """float64 totals ``sum pi * tau_v`` and ``sum pi * tau_c`` (chunked)."""
     tv = tc = 0.0
     for start in range(0, v.shape[0], chunk_size):
@@ -237,7 +241,7 @@ def _totals(v, c, dist, chunk_size) -> tuple[float, float]:
 
 
 @jax.jit
-def _assign(v, c, keep, price, nu):
+def _assign(v: jax.Array, c: jax.Array, keep: jax.Array, price: jax.Array, nu: jax.Array) -> tuple:
     """``a_i = argmax_a v - price * c - nu_a`` over kept actions (ties -> lowest action index) and
     the resulting totals (value, cost, count per action)."""
     score = jnp.where(keep, v - price * c - nu[None, :], -jnp.inf)
@@ -248,7 +252,8 @@ def _assign(v, c, keep, price, nu):
 
 
 @partial(jax.jit, static_argnames=("iters",))
-def _bisect_price(v, c, keep, nu, budget, min_roi, hi, iters: int = 100):
+def _bisect_price(v: jax.Array, c: jax.Array, keep: jax.Array, nu: jax.Array, budget: float,
+                  min_roi: float, hi: float, iters: int = 100) -> tuple[jax.Array, jax.Array]:
     """Smallest price in [0, hi] meeting the budget and (if ``min_roi >= 0``) the ROI floor."""
 
     def feasible(p):
@@ -267,7 +272,8 @@ def _bisect_price(v, c, keep, nu, budget, min_roi, hi, iters: int = 100):
 
 
 @partial(jax.jit, static_argnames=("iters",))
-def _bisect_nu(v, c, keep, price, nu, action, cap, hi, iters: int = 100):
+def _bisect_nu(v: jax.Array, c: jax.Array, keep: jax.Array, price: jax.Array, nu: jax.Array,
+               action: int, cap: float, hi: float, iters: int = 100) -> jax.Array:
     """Smallest ``nu[action] >= 0`` with the number of users on ``action`` at most ``cap``."""
 
     def count(x):
@@ -283,7 +289,8 @@ def _bisect_nu(v, c, keep, price, nu, action, cap, hi, iters: int = 100):
     return jnp.where(count(0.0) <= cap, 0.0, hi)
 
 
-def _dual(v, c, e, budget, min_roi, r_pair, capacity, max_sweeps: int) -> Allocation:
+def _dual(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float, min_roi: float | None,
+          r_pair: float | None, capacity: np.ndarray | None, max_sweeps: int) -> Allocation:
     n, n_actions = v.shape
     keep = prune_mask_unchecked(v.astype(np.float64), c.astype(np.float64), e, r_pair)
     vj = jnp.asarray(v, dtype=jnp.float64)
@@ -351,10 +358,11 @@ def _dual(v, c, e, budget, min_roi, r_pair, capacity, max_sweeps: int) -> Alloca
                       bool(budget_binds), bool(roi_binds), cap_binds, n_frac, "dual")
 
 
-def allocate(tau_value, tau_cost, *, budget: float, eligible=None, min_roi: float | None = None,
-             capacity=None, min_pair_roi: float | None = None,
-             method: Literal["auto", "greedy", "dual"] = "auto",
-             chunk_size: int = DEFAULT_CHUNK, max_sweeps: int = 50) -> Allocation:
+def allocate(tau_value: ArrayLike, tau_cost: ArrayLike, *, budget: float,
+             eligible: ArrayLike | None = None, min_roi: float | None = None,
+             capacity: ArrayLike | None = None, min_pair_roi: float | None = None,
+             method: Literal["auto", "greedy", "dual"] = "auto", chunk_size: int = DEFAULT_CHUNK,
+             max_sweeps: int = 50) -> Allocation:
     """Allocate at most one action per user to maximise total incremental value under the budget.
 
     ``tau_value``, ``tau_cost``: (n, K+1), column 0 (no offer) zero. ``budget``: the total expected
@@ -382,7 +390,8 @@ def allocate(tau_value, tau_cost, *, budget: float, eligible=None, min_roi: floa
     return _greedy(v, c, e, b, r, r_pair, int(chunk_size))
 
 
-def allocate_at_price(tau_value, tau_cost, *, price: float, eligible=None,
+def allocate_at_price(tau_value: ArrayLike, tau_cost: ArrayLike, *, price: float,
+                      eligible: ArrayLike | None = None,
                       min_pair_roi: float | None = None) -> Allocation:
     """Deterministic allocation at a fixed budget multiplier: ``a_i = argmax_a tau_v - price tau_c``
     over pruned eligible actions (ties -> the lower action index, so no-offer wins ties). Used by

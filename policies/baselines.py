@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import jax
 import numpy as np
+from numpy.typing import ArrayLike
 
 from policies._validation import check_effects, check_eligible, check_nonneg_scalar
 from policies.allocation import Allocation, allocate
@@ -36,8 +37,9 @@ def _record(dist: np.ndarray, v: np.ndarray, c: np.ndarray, budget_binds: bool, 
                       np.zeros(k, dtype=bool), n_frac, method)
 
 
-def fill_budget(proposed_action, priority, tau_value, tau_cost, *, budget: float | None,
-                eligible=None, method: str = "fill") -> Allocation:
+def fill_budget(proposed_action: ArrayLike, priority: ArrayLike, tau_value: ArrayLike,
+                tau_cost: ArrayLike, *, budget: float | None, eligible: ArrayLike | None = None,
+                method: str = "fill") -> Allocation:
     """Take users by decreasing ``priority`` (ties: lower index first), giving each its
     ``proposed_action`` (0 = skip), while ``sum tau_cost[i, proposed_i]`` stays <= ``budget``; the
     first user that does not fit gets the fraction that exhausts the budget, later users none.
@@ -80,9 +82,9 @@ def fill_budget(proposed_action, priority, tau_value, tau_cost, *, budget: float
     return _record(dist, v, c, binds, n_frac, method)
 
 
-def lifecycle_rule(key: jax.Array, segment, tau_value, tau_cost, *,
+def lifecycle_rule(key: jax.Array, segment: ArrayLike, tau_value: ArrayLike, tau_cost: ArrayLike, *,
                    offer_by_segment: Mapping[int, int], budget: float | None = None,
-                   eligible=None) -> Allocation:
+                   eligible: ArrayLike | None = None) -> Allocation:
     """Heuristic lifecycle rule: users in segment s get ``offer_by_segment[s]`` (missing segments:
     no offer; ineligible users: no offer), taken in random order under the budget."""
     v, _ = check_effects(tau_value, tau_cost)
@@ -103,7 +105,8 @@ def lifecycle_rule(key: jax.Array, segment, tau_value, tau_cost, *,
                        method="lifecycle_rule")
 
 
-def treat_all(tau_value, tau_cost, *, offer: int, eligible=None) -> Allocation:
+def treat_all(tau_value: ArrayLike, tau_cost: ArrayLike, *, offer: int,
+              eligible: ArrayLike | None = None) -> Allocation:
     """Every user eligible for ``offer`` gets it (no budget)."""
     v, _ = check_effects(tau_value, tau_cost)
     e = check_eligible(eligible, v.shape)
@@ -114,8 +117,8 @@ def treat_all(tau_value, tau_cost, *, offer: int, eligible=None) -> Allocation:
                        method="treat_all")
 
 
-def random_allocation(key: jax.Array, tau_value, tau_cost, *, budget: float,
-                      eligible=None) -> Allocation:
+def random_allocation(key: jax.Array, tau_value: ArrayLike, tau_cost: ArrayLike, *, budget: float,
+                      eligible: ArrayLike | None = None) -> Allocation:
     """A uniformly random eligible offer per user (users with none eligible: no offer), random
     order, under the budget."""
     v, _ = check_effects(tau_value, tau_cost)
@@ -129,8 +132,9 @@ def random_allocation(key: jax.Array, tau_value, tau_cost, *, budget: float,
                        method="random")
 
 
-def propensity_targeting(purchase_score, tau_value, tau_cost, *, offer: int, budget: float,
-                         eligible=None) -> Allocation:
+def propensity_targeting(purchase_score: ArrayLike, tau_value: ArrayLike, tau_cost: ArrayLike, *,
+                         offer: int, budget: float,
+                         eligible: ArrayLike | None = None) -> Allocation:
     """Rank users by predicted purchase propensity (highest first) and give them ``offer``."""
     v, _ = check_effects(tau_value, tau_cost)
     e = check_eligible(eligible, v.shape)
@@ -141,8 +145,8 @@ def propensity_targeting(purchase_score, tau_value, tau_cost, *, offer: int, bud
                        method="propensity_targeting")
 
 
-def value_only_uplift(tau_value_est, tau_cost_est, *, budget: float, eligible=None
-                      ) -> Allocation:
+def value_only_uplift(tau_value_est: ArrayLike, tau_cost_est: ArrayLike, *, budget: float,
+                      eligible: ArrayLike | None = None) -> Allocation:
     """The eligible offer with the largest estimated ``tau_v`` (none if all <= 0), users ranked by
     that ``tau_v``; cost enters only through the budget check."""
     v, _ = check_effects(tau_value_est, tau_cost_est)
@@ -154,15 +158,15 @@ def value_only_uplift(tau_value_est, tau_cost_est, *, budget: float, eligible=No
                        budget=budget, eligible=e, method="value_only_uplift")
 
 
-def cost_aware_uplift(tau_value_est, tau_cost_est, *, budget: float, eligible=None,
-                      **allocate_kwargs) -> Allocation:
+def cost_aware_uplift(tau_value_est: ArrayLike, tau_cost_est: ArrayLike, *, budget: float,
+                      eligible: ArrayLike | None = None, **allocate_kwargs) -> Allocation:
     """The frontier allocator on estimated effects (the approach this framework argues for)."""
     return allocate(tau_value_est, tau_cost_est, budget=budget, eligible=eligible,
                     **allocate_kwargs)
 
 
-def oracle(tau_value_true, tau_cost_true, *, budget: float, eligible=None,
-           **allocate_kwargs) -> Allocation:
+def oracle(tau_value_true: ArrayLike, tau_cost_true: ArrayLike, *, budget: float,
+           eligible: ArrayLike | None = None, **allocate_kwargs) -> Allocation:
     """The frontier allocator on the true effects (upper bound)."""
     return allocate(tau_value_true, tau_cost_true, budget=budget, eligible=eligible,
                     **allocate_kwargs)

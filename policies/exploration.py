@@ -17,6 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from policies._validation import check_action_dist, check_eligible, check_probability
 from policies.allocation import allocate
@@ -33,7 +34,8 @@ class ExplorationDecision(NamedTuple):
     action_dist: np.ndarray
 
 
-def epsilon_mix(action_dist, eligible=None, *, epsilon: float) -> np.ndarray:
+def epsilon_mix(action_dist: ArrayLike, eligible: ArrayLike | None = None, *,
+                epsilon: float) -> np.ndarray:
     """``(1 - epsilon) * action_dist + epsilon * uniform over each user's eligible actions``."""
     p = check_action_dist(action_dist)
     e = check_eligible(eligible, p.shape)
@@ -43,7 +45,8 @@ def epsilon_mix(action_dist, eligible=None, *, epsilon: float) -> np.ndarray:
     return (1.0 - eps) * p + eps * uniform
 
 
-def propensity_floor(action_dist, eligible=None, *, floor: float) -> np.ndarray:
+def propensity_floor(action_dist: ArrayLike, eligible: ArrayLike | None = None, *,
+                     floor: float) -> np.ndarray:
     """Every eligible action gets probability >= ``floor``: ``floor + (1 - m_i floor) pi`` on the
     ``m_i`` eligible actions (the smallest uniform mix that achieves the floor for every user)."""
     p = check_action_dist(action_dist)
@@ -57,8 +60,8 @@ def propensity_floor(action_dist, eligible=None, *, floor: float) -> np.ndarray:
     return np.where(e, f + (1.0 - m * f) * p, 0.0)
 
 
-def thompson_dist(tau_value_draws, tau_cost_draws, *, budget: float, eligible=None,
-                  **allocate_kwargs) -> np.ndarray:
+def thompson_dist(tau_value_draws: ArrayLike, tau_cost_draws: ArrayLike, *, budget: float,
+                  eligible: ArrayLike | None = None, **allocate_kwargs) -> np.ndarray:
     """Propensities of Thompson-style allocation: mean over the S draws ``(S, n, K+1)`` of
     ``allocate(draw_s, budget)`` action distributions (each draw's allocation meets the budget
     under that draw's costs)."""
@@ -79,15 +82,15 @@ def _sample(key: jax.Array, p: jax.Array) -> jax.Array:
     return jax.random.categorical(key, jnp.log(p), axis=1)
 
 
-def sample_actions(key: jax.Array, action_dist) -> ExplorationDecision:
+def sample_actions(key: jax.Array, action_dist: ArrayLike) -> ExplorationDecision:
     """Draw ``a_i ~ action_dist[i]`` with an explicit key; ``pscore_i = action_dist[i, a_i]``."""
     p = check_action_dist(action_dist)
     a = np.asarray(_sample(key, jnp.asarray(p))).astype(np.int64)
     return ExplorationDecision(a, p[np.arange(p.shape[0]), a], p)
 
 
-def explore(key: jax.Array, action_dist, eligible=None, *, epsilon: float = 0.0,
-            floor: float = 0.0) -> ExplorationDecision:
+def explore(key: jax.Array, action_dist: ArrayLike, eligible: ArrayLike | None = None, *,
+            epsilon: float = 0.0, floor: float = 0.0) -> ExplorationDecision:
     """Epsilon mixing, then the propensity floor, then sampling: the logged decision."""
     p = epsilon_mix(action_dist, eligible, epsilon=epsilon)
     p = propensity_floor(p, eligible, floor=floor)

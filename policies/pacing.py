@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from policies._validation import check_nonneg_scalar
 
@@ -37,7 +38,7 @@ def _history(name: str, x) -> np.ndarray:
     return a
 
 
-def unpaid_fraction(lag_mean: float, periods_since_issue) -> np.ndarray:
+def unpaid_fraction(lag_mean: float, periods_since_issue: ArrayLike) -> np.ndarray:
     """``P(lag >= d) = q^d``: the expected share of a cohort's cost still unpaid after ``d`` closed
     periods (``d = 0``: nothing paid yet)."""
     d = np.asarray(periods_since_issue, dtype=np.float64)
@@ -46,7 +47,7 @@ def unpaid_fraction(lag_mean: float, periods_since_issue) -> np.ndarray:
     return _lag_q(lag_mean) ** d
 
 
-def cost_correction(issued_expected, paid_by_cohort, *, lag_mean: float,
+def cost_correction(issued_expected: ArrayLike, paid_by_cohort: ArrayLike, *, lag_mean: float,
                     halflife: float | None = 2.0, bounds: tuple[float, float] = (0.5, 2.0),
                     min_matured: float = 1e-9) -> float:
     """``kappa = sum_s w_s paid_s / sum_s w_s issued_expected_s (1 - q^(t - s))`` over closed
@@ -69,7 +70,8 @@ def cost_correction(issued_expected, paid_by_cohort, *, lag_mean: float,
     return float(np.clip(np.sum(w * paid) / matured, *bounds))
 
 
-def outstanding_liability(issued_expected, *, lag_mean: float, correction: float = 1.0) -> float:
+def outstanding_liability(issued_expected: ArrayLike, *, lag_mean: float,
+                          correction: float = 1.0) -> float:
     """``kappa * sum_s issued_expected_s q^(t - s)``: expected future payments on offers already
     issued, at the start of period t = len(issued_expected)."""
     issued = _history("issued_expected", issued_expected)
@@ -89,8 +91,8 @@ class PacingDecision(NamedTuple):
     outstanding: float
 
 
-def pacing_step(total_budget: float, n_periods: int, issued_expected, paid_by_cohort, *,
-                lag_mean: float, use_liability: bool = True,
+def pacing_step(total_budget: float, n_periods: int, issued_expected: ArrayLike,
+                paid_by_cohort: ArrayLike, *, lag_mean: float, use_liability: bool = True,
                 halflife: float | None = 2.0) -> PacingDecision:
     """Budget for period t = len(issued_expected): ``max(0, B - committed) / (T - t) / kappa``.
 

@@ -14,12 +14,13 @@ on purpose (never pay a user to lose value).
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from policies._validation import check_effects, check_eligible, check_nonneg_scalar
 
 
-def prune_mask(tau_value, tau_cost, *, eligible=None, min_pair_roi: float | None = None
-               ) -> np.ndarray:
+def prune_mask(tau_value: ArrayLike, tau_cost: ArrayLike, *, eligible: ArrayLike | None = None,
+               min_pair_roi: float | None = None) -> np.ndarray:
     """Boolean (n, K+1) mask of the surviving pairs; column 0 is always True.
 
     ``keep[i, a] = eligible[i, a] and tau_v[i, a] > 0 and tau_v[i, a] >= min_pair_roi *

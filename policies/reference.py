@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 from scipy.optimize import linprog
 
 from policies._validation import (
@@ -45,9 +46,10 @@ class LPReference(NamedTuple):
     seconds: float
 
 
-def solve_lp_highs(tau_value, tau_cost, *, budget: float, eligible=None,
-                   min_roi: float | None = None, capacity=None,
-                   min_pair_roi: float | None = None, method: str = "highs-ipm") -> LPReference:
+def solve_lp_highs(tau_value: ArrayLike, tau_cost: ArrayLike, *, budget: float,
+                   eligible: ArrayLike | None = None, min_roi: float | None = None,
+                   capacity: ArrayLike | None = None, min_pair_roi: float | None = None,
+                   method: str = "highs-ipm") -> LPReference:
     """Solve ``max sum pi*tau_v`` s.t. budget, aggregate ROI floor, capacities, one distribution per
     user over the pruned eligible actions, with HiGHS (``method``: a ``linprog`` HiGHS method)."""
     v, c = check_effects(tau_value, tau_cost)
