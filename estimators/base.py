@@ -285,7 +285,7 @@ class MLP:
         check_xy(x, y, sample_weight, "MLP.fit")
         x = jnp.asarray(x, dtype=jnp.float64)
         y = jnp.asarray(y, dtype=jnp.float64)
-        if _is_concrete(x) and x.shape[0] < 2 * self.batch_size:
+        if x.shape[0] < 2 * self.batch_size:  # static shape: fine under jit/vmap too
             # Keep at least one full batch in the training split.
             cfg = dataclasses.replace(self, batch_size=max(1, x.shape[0] // 4))
         else:

@@ -14,6 +14,7 @@ the logged propensity of every action; DR and R require it and never assume unif
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -109,15 +110,24 @@ def check_fit_inputs(
 def fit_masked(base: BaseModel, x: Any, y: Any, weights: Any) -> Any:
     """Fit ``base`` once per row of ``weights (m, n)``; returns params stacked on a leading axis.
 
-    One compilation for all ``m`` fits (``jax.lax.map`` over the weight masks)."""
-    x = jnp.asarray(x, dtype=jnp.float64)
-    y = jnp.asarray(y, dtype=jnp.float64)
-    return jax.lax.map(lambda w: base.fit(x, y, w), jnp.asarray(weights, dtype=jnp.float64))
+    One compilation for all ``m`` fits (``jax.lax.map`` over the weight masks, inside ``jit``
+    with the base-model config static)."""
+    return _fit_masked(base, jnp.asarray(x, dtype=jnp.float64), jnp.asarray(y, dtype=jnp.float64),
+                       jnp.asarray(weights, dtype=jnp.float64))
+
+
+@functools.partial(jax.jit, static_argnames=("base",))
+def _fit_masked(base: BaseModel, x: jax.Array, y: jax.Array, weights: jax.Array) -> Any:
+    return jax.lax.map(lambda w: base.fit(x, y, w), weights)
 
 
 def predict_stacked(base: BaseModel, params: Any, x: Any) -> jax.Array:
     """Predictions of stacked params (leading axis m) on ``x``: shape ``(n, m)``."""
-    x = jnp.asarray(x, dtype=jnp.float64)
+    return _predict_stacked(base, params, jnp.asarray(x, dtype=jnp.float64))
+
+
+@functools.partial(jax.jit, static_argnames=("base",))
+def _predict_stacked(base: BaseModel, params: Any, x: jax.Array) -> jax.Array:
     return jax.vmap(lambda p: base.predict(p, x))(params).T
 
 
@@ -278,18 +288,18 @@ class XLearner:
         # Row r of the stacked fits below is offer a = r + 1.
         d1 = reward[None, :] - mu[:, 0][None, :]  # (1, n) broadcast: treated minus control model
         d0 = mu[:, 1:].T - reward[None, :]  # (K, n)
-        self.params1_ = jax.lax.map(
-            lambda args: self.final.fit(x, args[0], args[1]),
-            (jnp.broadcast_to(jnp.asarray(d1), (k1 - 1, len(reward))), jnp.asarray(masks[1:])))
-        self.params0_ = jax.lax.map(
-            lambda args: self.final.fit(x, args[0], args[1]),
-            (jnp.asarray(d0), jnp.broadcast_to(jnp.asarray(masks[0]), (k1 - 1, len(reward)))))
+        k = k1 - 1
+        self.params1_ = _fit_columns(self.final, jnp.asarray(x),
+                                     jnp.asarray(np.broadcast_to(d1.T, (len(reward), k))),
+                                     jnp.asarray(masks[1:].T))
+        self.params0_ = _fit_columns(self.final, jnp.asarray(x), jnp.asarray(d0.T),
+                                     jnp.asarray(np.broadcast_to(masks[:1].T, (len(reward), k))))
         if action_prob is not None:
             ratio = action_prob[:, 1:] / np.maximum(action_prob[:, 1:] + action_prob[:, :1],
                                                     1e-12)
             gate = Ridge(alpha=1.0)
-            self.gate_ = ("model", gate, jax.lax.map(
-                lambda r: gate.fit(x, r), jnp.asarray(ratio.T)))
+            self.gate_ = ("model", gate, _fit_columns(gate, jnp.asarray(x), jnp.asarray(ratio),
+                                                      jnp.ones_like(jnp.asarray(ratio))))
         else:
             share = masks[1:].sum(1) / (masks[1:].sum(1) + masks[0].sum())
             self.gate_ = ("constant", None, jnp.asarray(share))
@@ -319,16 +329,29 @@ class XLearner:
 # ---------------------------------------------------------------------------------------------
 
 
-def _cross_fit_mu(base: BaseModel, x: np.ndarray, action: np.ndarray, reward: np.ndarray,
-                  k1: int, folds: np.ndarray, n_folds: int) -> tuple[np.ndarray, Any]:
-    """Out-of-fold ``mu_hat (n, K+1)`` and the per-(fold, arm) params (leading axis F*(K+1))."""
-    arm = _arm_masks(action, k1)  # (K+1, n)
-    train = (folds[None, :] != np.arange(n_folds)[:, None]).astype(np.float64)  # (F, n)
-    weights = (train[:, None, :] * arm[None, :, :]).reshape(n_folds * k1, -1)
-    params = fit_masked(base, x, reward, weights)
-    pred = np.asarray(predict_stacked(base, params, x)).reshape(len(reward), n_folds, k1)
-    mu_oof = pred[np.arange(len(reward)), folds]  # (n, K+1): each row from its held-out fold
-    return mu_oof, params
+@functools.partial(jax.jit, static_argnames=("base", "n_folds", "n_actions"))
+def _dr_pseudo_outcomes(base: BaseModel, x: jax.Array, action: jax.Array, reward: jax.Array,
+                        action_prob: jax.Array, folds: jax.Array, n_folds: int,
+                        n_actions: int) -> tuple[jax.Array, jax.Array, Any]:
+    """Cross-fitted AIPW pseudo-outcomes ``(n, K)``, their weights and the (fold, arm) params."""
+    n = x.shape[0]
+    arm = jax.nn.one_hot(action, n_actions, dtype=jnp.float64)  # (n, K+1)
+    train = (folds[None, :] != jnp.arange(n_folds)[:, None]).astype(jnp.float64)  # (F, n)
+    weights = (train[:, None, :] * arm.T[None, :, :]).reshape(n_folds * n_actions, n)
+    params = jax.lax.map(lambda w: base.fit(x, reward, w), weights)
+    pred = jax.vmap(lambda p: base.predict(p, x))(params)  # (F*(K+1), n)
+    pred = pred.reshape(n_folds, n_actions, n)
+    mu = jnp.take_along_axis(pred, folds[None, None, :], axis=0)[0].T  # (n, K+1) out of fold
+    safe_e = jnp.where(action_prob > 0, action_prob, 1.0)
+    resid = arm * (reward[:, None] - mu) / safe_e
+    phi = (mu[:, 1:] - mu[:, :1]) + resid[:, 1:] - resid[:, :1]
+    return phi, (action_prob[:, 1:] > 0).astype(jnp.float64), params
+
+
+@functools.partial(jax.jit, static_argnames=("final",))
+def _fit_columns(final: BaseModel, x: jax.Array, targets: jax.Array, weights: jax.Array) -> Any:
+    """Fit ``final`` on each column of ``targets (n, K)`` with ``weights (n, K)``."""
+    return jax.lax.map(lambda tw: final.fit(x, tw[0], tw[1]), (targets.T, weights.T))
 
 
 @dataclasses.dataclass
@@ -359,21 +382,17 @@ class DRLearner:
         x, action, reward, action_prob, k1 = check_fit_inputs(
             x, action, reward, action_prob, n_actions, "DRLearner.fit", require_propensity=True)
         folds = cross_fit_folds(len(reward), self.n_folds, self.seed)
-        mu, params = _cross_fit_mu(self.base, x, action, reward, k1, folds, self.n_folds)
+        phi, weight, params = _dr_pseudo_outcomes(
+            self.base, jnp.asarray(x), jnp.asarray(action), jnp.asarray(reward),
+            jnp.asarray(action_prob), jnp.asarray(folds), self.n_folds, k1)
         self.outcome_params_ = params
-        onehot = np.eye(k1)[action]
-        safe_e = np.where(action_prob > 0, action_prob, 1.0)
-        resid = onehot * (reward[:, None] - mu) / safe_e  # (n, K+1); zero off the logged arm
-        phi = (mu[:, 1:] - mu[:, :1]) + resid[:, 1:] - resid[:, :1]
-        weight = (action_prob[:, 1:] > 0).astype(np.float64)
-        return phi, weight
+        return np.asarray(phi), np.asarray(weight)
 
     def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
             n_actions: int | None = None) -> DRLearner:
         phi, weight = self.pseudo_outcomes(x, action, reward, action_prob, n_actions)
         xa = jnp.asarray(x, dtype=jnp.float64)
-        self.final_params_ = jax.lax.map(lambda args: self.final.fit(xa, args[0], args[1]),
-                                         (jnp.asarray(phi.T), jnp.asarray(weight.T)))
+        self.final_params_ = _fit_columns(self.final, xa, jnp.asarray(phi), jnp.asarray(weight))
         self.n_actions_, self.n_features_ = phi.shape[1] + 1, xa.shape[1]
         return self
 
