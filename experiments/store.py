@@ -1,0 +1,96 @@
+"""The result store: tidy rows in a Parquet dataset, one file per completed job, written atomically.
+
+Layout: ``<root>/<suite>/<config_hash>/seed=<seed>.parquet`` plus ``config.json`` (the resolved
+suite config and the command that reproduces it). A job is complete iff its Parquet file exists:
+it is written to a temporary file in the same directory and renamed into place (``os.replace`` is
+atomic on POSIX), so an interrupted sweep leaves either the whole file or nothing, and a rerun skips
+complete jobs and recomputes the rest: no lost and no duplicated rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["ResultStore", "config_hash", "flatten"]
+
+
+def flatten(config: Any) -> dict[str, Any]:
+    """Dataclass -> ``{key: JSON-able value}`` (tuples become lists)."""
+    raw = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    return json.loads(json.dumps(raw, default=str))
+
+
+def config_hash(suite: str, config: Any) -> str:
+    """Stable 16-hex-digit hash of the suite name and its resolved config."""
+    payload = json.dumps({"suite": suite, "config": flatten(config)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class ResultStore:
+    """A directory of completed jobs. ``write`` is atomic; ``is_complete`` is the resume test."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def job_path(self, suite: str, chash: str, seed: int) -> Path:
+        return self.root / suite / chash / f"seed={seed}.parquet"
+
+    def is_complete(self, suite: str, chash: str, seed: int) -> bool:
+        return self.job_path(suite, chash, seed).is_file()
+
+    def write(self, suite: str, config: Any, seed: int, rows: pd.DataFrame,
+              command: str = "") -> Path:
+        """Store one job's tidy rows with the ``suite, config_hash, seed`` keys and the config's
+        scalar keys as ``cfg.<key>`` columns."""
+        if "metric" not in rows.columns or "value" not in rows.columns:
+            raise ValueError(f"rows: suite {suite!r} returned no 'metric'/'value' columns. Fix: "
+                             "return tidy rows (one metric value per row).")
+        chash = config_hash(suite, config)
+        flat = flatten(config)
+        meta = self.root / suite / chash / "config.json"
+        if not meta.exists():
+            text = json.dumps({"suite": suite, "config_hash": chash, "config": flat,
+                               "command": command}, indent=2, sort_keys=True)
+            _atomic_write_bytes(meta, lambda tmp: Path(tmp).write_text(text))
+        out = rows.drop(columns=["seed"], errors="ignore").copy()
+        out.insert(0, "seed", seed)
+        out.insert(0, "config_hash", chash)
+        out.insert(0, "suite", suite)
+        for key, value in flat.items():
+            if isinstance(value, str | int | float | bool) and f"cfg.{key}" not in out:
+                out[f"cfg.{key}"] = value
+        path = self.job_path(suite, chash, seed)
+        _atomic_write_bytes(path, lambda tmp: out.to_parquet(tmp, index=False))
+        return path
+
+    def read(self, suite: str | None = None, chash: str | None = None) -> pd.DataFrame:
+        """All stored rows (optionally of one suite / config hash)."""
+        pattern = f"{suite or '*'}/{chash or '*'}/seed=*.parquet"
+        files = sorted(self.root.glob(pattern))
+        if not files:
+            return pd.DataFrame()
+        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+    def configs(self) -> list[dict[str, Any]]:
+        """Metadata of every stored config (suite, hash, config, command)."""
+        return [json.loads(p.read_text()) for p in sorted(self.root.glob("*/*/config.json"))]
