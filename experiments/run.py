@@ -39,6 +39,8 @@ def plan(cfg: DictConfig) -> list[tuple[suite_registry.Suite, Any]]:
                              "params need one suite. Fix: add experiment=<suite>.")
         jobs = []
         for name in suite_registry.available():
+            if name in suite_registry.NOT_IN_DEFAULT:
+                continue
             suite = suite_registry.load(name)
             if name == "main":
                 jobs.append((suite, suite.make_config(_main_params(cfg), compact=False)))

@@ -93,8 +93,8 @@ def _params_schema(config_class: type) -> type:
         value = getattr(default, f.name)
         if isinstance(value, bool | int | float | str):
             typ = type(value)
-        elif value is None:
-            typ = Optional[str]  # noqa: UP045 (OmegaConf needs typing.Optional)
+        elif value is None:  # e.g. an optional plug-in spec: any value may replace it
+            typ = Optional[Any]  # noqa: UP045 (OmegaConf needs typing.Optional)
         elif isinstance(value, tuple):
             typ, value = list[Any], _listify(value)
         else:

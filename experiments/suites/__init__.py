@@ -13,7 +13,7 @@ import importlib
 from types import ModuleType
 from typing import Any, NamedTuple
 
-__all__ = ["BUILTIN", "Suite", "available", "load"]
+__all__ = ["BUILTIN", "NOT_IN_DEFAULT", "Suite", "available", "load"]
 
 BUILTIN = {
     "main": "experiments.main_benchmark",
@@ -25,7 +25,10 @@ BUILTIN = {
     "interference": "experiments.suites.interference",
     "drift": "experiments.suites.drift",
     "hillstrom": "experiments.suites.hillstrom",
+    "byo": "experiments.suites.byo",
 }
+
+NOT_IN_DEFAULT = frozenset({"byo"})  # needs a plug-in to be meaningful
 
 
 class Suite(NamedTuple):

@@ -1,0 +1,125 @@
+"""Bring your own estimator: the protocols a plug-in satisfies, and adapters for EconML and OBP.
+
+A plug-in is any importable object named by a Hydra ``_target_`` (``{"_target_":
+"my_pkg.MyLearner", ...kwargs}``), so nothing needs to live inside allocbench:
+
+- an **uplift learner**: ``fit(x, action, reward, action_prob=None, n_actions=None)`` and
+  ``predict_tau(x) -> (n, K+1)`` with column 0 zero (:class:`UpliftLearner`); EconML CATE
+  estimators are wrapped by :class:`EconMLLearner` automatically;
+- an **OPE function** with OBP's argument names ``(*, reward, action, pscore, action_dist,
+  q_hat=None) -> Estimate-like`` (anything with ``value``), or an object with OBP's
+  ``estimate_policy_value(reward, action, pscore, action_dist, ...)`` method, wrapped by
+  :class:`OBPEstimator` (duck-typed: OBP itself need not be installed);
+- an **allocator** ``(tau_value, tau_cost, *, budget, eligible=None) -> Allocation``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Allocator", "EconMLLearner", "OBPEstimator", "UpliftLearner", "as_learner",
+           "as_ope", "instantiate"]
+
+
+@runtime_checkable
+class UpliftLearner(Protocol):
+    def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
+            n_actions: int | None = None) -> Any: ...
+
+    def predict_tau(self, x: Any) -> Any: ...
+
+
+class Allocator(Protocol):
+    def __call__(self, tau_value: Any, tau_cost: Any, *, budget: float,
+                 eligible: Any | None = None) -> Any: ...
+
+
+class EconMLLearner:
+    """Adapter: an EconML CATE estimator (``fit(Y, T, X=...)``, ``effect(X, T0=, T1=)``) as an
+    allocbench multi-action learner. Actions are passed as discrete treatments (0 = control);
+    ``predict_tau[:, a] = effect(X, T0=0, T1=a)``. EconML estimates its own propensities unless
+    the estimator is configured otherwise (our logged ``action_prob`` is not passed)."""
+
+    def __init__(self, estimator: Any) -> None:
+        if not (hasattr(estimator, "fit") and hasattr(estimator, "effect")):
+            raise ValueError("estimator: an EconML-style object needs fit(Y, T, X=...) and "
+                             "effect(X, T0=, T1=). Fix: pass an EconML CATE estimator.")
+        self.estimator = estimator
+        self.n_actions_: int | None = None
+
+    def fit(self, x, action, reward, action_prob=None, n_actions=None) -> EconMLLearner:
+        action = np.asarray(action)
+        self.n_actions_ = int(n_actions or action.max() + 1)
+        self.estimator.fit(np.asarray(reward, float), action, X=np.asarray(x, float))
+        return self
+
+    def predict_tau(self, x) -> np.ndarray:
+        if self.n_actions_ is None:
+            raise ValueError("EconMLLearner.predict_tau: call fit first.")
+        x = np.asarray(x, float)
+        tau = np.zeros((len(x), self.n_actions_))
+        for a in range(1, self.n_actions_):
+            tau[:, a] = np.ravel(self.estimator.effect(x, T0=0, T1=a))
+        return tau
+
+
+class OBPEstimator:
+    """Adapter: an object with OBP's ``estimate_policy_value(reward, action, pscore, action_dist,
+    ...)`` as an allocbench OPE function. OBP's ``action_dist`` has shape (n, K+1, len_list); we add
+    the list axis. ``estimate_interval`` (if present) supplies the CI."""
+
+    def __init__(self, estimator: Any) -> None:
+        if not hasattr(estimator, "estimate_policy_value"):
+            raise ValueError("estimator: needs an estimate_policy_value(reward, action, pscore, "
+                             "action_dist, ...) method (OBP's interface).")
+        self.estimator = estimator
+
+    def __call__(self, *, reward, action, pscore, action_dist, q_hat=None, **_: Any):
+        from estimators.ope import Estimate
+
+        kw = dict(reward=np.asarray(reward), action=np.asarray(action),
+                  pscore=np.asarray(pscore), action_dist=np.asarray(action_dist)[:, :, None])
+        if q_hat is not None:
+            kw["estimated_rewards_by_reg_model"] = np.asarray(q_hat)[:, :, None]
+        value = float(self.estimator.estimate_policy_value(**kw))
+        low = high = np.nan
+        if hasattr(self.estimator, "estimate_interval"):
+            ci = self.estimator.estimate_interval(**kw)
+            low, high = float(ci["95.0% CI (lower)"]), float(ci["95.0% CI (upper)"])
+        return Estimate(value, np.nan, low, high, len(kw["reward"]), np.nan, np.nan, np.nan)
+
+
+def instantiate(spec: Any) -> Any:
+    """Hydra-instantiate a ``{"_target_": ...}`` spec (dict or DictConfig); other values pass."""
+    from hydra.utils import instantiate as hydra_instantiate
+
+    if isinstance(spec, dict) or hasattr(spec, "_target_") or (
+            hasattr(spec, "keys") and "_target_" in spec):
+        if "_target_" not in spec:
+            raise ValueError("spec: a plug-in spec needs a '_target_' (dotted path of a class or "
+                             "function). Fix: {'_target_': 'my_module.MyLearner'}.")
+        return hydra_instantiate(spec, _convert_="all")
+    return spec
+
+
+def as_learner(obj: Any) -> UpliftLearner:
+    """Accept an allocbench learner as is; wrap an EconML estimator."""
+    if isinstance(obj, UpliftLearner):
+        return obj
+    if hasattr(obj, "effect"):
+        return EconMLLearner(obj)
+    raise ValueError(f"learner: {type(obj).__name__} has neither fit/predict_tau nor EconML's "
+                     "fit/effect. Fix: implement the UpliftLearner protocol.")
+
+
+def as_ope(obj: Any) -> Callable[..., Any]:
+    """Accept an OPE function with OBP's argument names; wrap an OBP-style estimator object."""
+    if hasattr(obj, "estimate_policy_value"):
+        return OBPEstimator(obj)
+    if callable(obj):
+        return obj
+    raise ValueError(f"ope: {type(obj).__name__} is neither a function nor an object with "
+                     "estimate_policy_value. Fix: pass one of those.")

@@ -1,0 +1,129 @@
+"""Bring-your-own-estimator suite: benchmark a plug-in learner (and optionally a plug-in OPE
+estimator) against allocbench's own on the world's truth.
+
+``learner`` and ``ope`` are Hydra ``_target_`` specs, so the plug-ins may live in any importable
+module. Per learner (the plug-in and the reference ridge T-learner) the suite reports PEHE of the
+value and cost heads, the true incremental value and cost of the budgeted policy it induces and its
+regret against the oracle; per OPE estimator (the plug-in and allocbench's DR) the estimate of the
+plug-in policy's value and its error against the oracle truth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from estimators.base import Ridge
+from estimators.metrics import pehe
+from estimators.ope import dr
+from estimators.uplift import TLearner
+from experiments.plugins import as_learner, as_ope, instantiate
+from policies.allocation import allocate
+from simulators import LoggingConfig, WorldConfig, default_params, policy_truth, simulate
+
+__all__ = ["ByoSuiteConfig", "plot", "run"]
+
+REFERENCE = {"_target_": "estimators.uplift.TLearner",
+             "base": {"_target_": "estimators.base.Ridge", "alpha": 1.0}}
+
+
+@dataclasses.dataclass(frozen=True)
+class ByoSuiteConfig:
+    learner: dict | None = None  # a _target_ spec; None = the reference learner itself
+    ope: dict | None = None  # a _target_ spec of an OPE function/object; None = none
+    n_train: int = 10_000
+    n_eval: int = 10_000
+    logging: str = "uniform"
+    budget_per_user: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.learner is not None and "_target_" not in self.learner:
+            raise ValueError("ByoSuiteConfig.learner: needs a '_target_'. Fix: "
+                             "learner={'_target_': 'my_module.MyLearner'}.")
+
+    @classmethod
+    def compact(cls) -> ByoSuiteConfig:
+        return cls(n_train=4_000, n_eval=4_000)
+
+
+def _fit_heads(spec: dict, train) -> tuple[Any, Any]:
+    heads = []
+    for label in (train.value, train.cost):
+        learner = as_learner(instantiate(dict(spec)))
+        learner.fit(train.x, train.action, label, action_prob=train.action_prob,
+                    n_actions=train.n_actions)
+        heads.append(learner)
+    return heads[0], heads[1]
+
+
+def run(cfg: ByoSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    world = WorldConfig()
+    params = default_params(world)
+    k_train, k_eval = jax.random.split(jax.random.key(seed))
+    train = simulate(k_train, params, world, cfg.n_train, LoggingConfig(kind=cfg.logging))
+    evaluation = simulate(k_eval, params, world, cfg.n_eval, LoggingConfig(kind=cfg.logging))
+    truth = evaluation.truth
+    budget = cfg.budget_per_user * evaluation.n
+    oracle = policy_truth(truth, np.asarray(allocate(truth.tau_value, truth.tau_cost,
+                                                     budget=budget,
+                                                     eligible=evaluation.eligible).action_dist))
+    rows, plugin_dist = [], None
+    learners = {"plugin": cfg.learner or REFERENCE, "reference_t_ridge": REFERENCE}
+    for name, spec in tqdm(learners.items(), desc="byo", disable=not progress, leave=False):
+        head_v, head_c = _fit_heads(spec, train)
+        tau_v = np.asarray(head_v.predict_tau(evaluation.x), dtype=np.float64)
+        tau_c = np.asarray(head_c.predict_tau(evaluation.x), dtype=np.float64)
+        dist = np.asarray(allocate(tau_v, tau_c, budget=budget,
+                                   eligible=evaluation.eligible).action_dist)
+        plugin_dist = dist if name == "plugin" else plugin_dist
+        t = policy_truth(truth, dist)
+        common = dict(seed=seed, learner=name, target=str(spec["_target_"]))
+        rows += [
+            dict(common, metric="pehe_value", value=pehe(tau_v, truth.tau_value,
+                                                         evaluation.eligible)),
+            dict(common, metric="pehe_cost", value=pehe(tau_c, truth.tau_cost,
+                                                        evaluation.eligible)),
+            dict(common, metric="true_incremental_value", value=t.incremental_value),
+            dict(common, metric="true_incremental_cost", value=t.incremental_cost),
+            dict(common, metric="regret", value=oracle.incremental_value - t.incremental_value),
+        ]
+    if cfg.ope:
+        q_hat = np.asarray(TLearner(base=Ridge()).fit(
+            train.x, train.action, train.value, n_actions=train.n_actions).predict_mu(evaluation.x))
+        true_value = policy_truth(truth, plugin_dist).value
+        kw = dict(reward=evaluation.value, action=evaluation.action, pscore=evaluation.pscore,
+                  action_dist=plugin_dist, q_hat=q_hat)
+        for name, fn in (("plugin", as_ope(instantiate(dict(cfg.ope)))), ("reference_dr", dr)):
+            est = fn(**kw)
+            common = dict(seed=seed, learner="plugin", estimator=name)
+            rows += [dict(common, metric="ope_estimate", value=float(est.value)),
+                     dict(common, metric="ope_error", value=float(est.value) - true_value)]
+    return pd.DataFrame(rows)
+
+
+def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = ("pehe_value", "pehe_cost", "regret")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(12, 3.5))
+    for ax, metric in zip(axes, metrics, strict=True):
+        sub = df[df["metric"] == metric].groupby("learner")["value"].agg(["mean", "sem"])
+        ax.bar(sub.index, sub["mean"], yerr=sub["sem"].fillna(0), capsize=3)
+        ax.set_title(metric.replace("_", " "))
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    path = out_dir / "byo.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [path]
