@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from estimators.base import Ridge
 from estimators.metrics import pehe
-from estimators.ope import dr
+from estimators.ope import dr, ips
 from estimators.uplift import TLearner
 from experiments.plugins import as_learner, as_ope, instantiate
 from policies.allocation import allocate
@@ -99,7 +99,8 @@ def run(cfg: ByoSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Data
         true_value = policy_truth(truth, plugin_dist).value
         kw = dict(reward=evaluation.value, action=evaluation.action, pscore=evaluation.pscore,
                   action_dist=plugin_dist, q_hat=q_hat)
-        for name, fn in (("plugin", as_ope(instantiate(dict(cfg.ope)))), ("reference_dr", dr)):
+        for name, fn in (("plugin", as_ope(instantiate(dict(cfg.ope)))), ("reference_ips", ips),
+                         ("reference_dr", dr)):
             est = fn(**kw)
             common = dict(seed=seed, learner="plugin", estimator=name)
             rows += [dict(common, metric="ope_estimate", value=float(est.value)),

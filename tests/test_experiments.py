@@ -1,0 +1,183 @@
+"""The experiment framework: typed configs fail early, multirun fans out with joblib, the store
+resumes an interrupted sweep without losing or duplicating rows, the report renders, and plug-ins
+from modules outside the package run through a suite."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+
+from experiments.report import aggregate, write_report
+from experiments.run import plan
+from experiments.store import ResultStore, config_hash
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["experiment=horizons", "experiment.params.n_train=[300]", "experiment.params.n_eval=600",
+        "report=false", "write_outputs=false", "progress=false"]
+
+
+def _compose(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def _run(args: list[str], **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "1"}
+    return subprocess.Popen([sys.executable, "-m", "experiments.run", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_config_errors_are_clear_and_early():
+    cfg = _compose(["experiment=horizons", "experiment.params.n_eval=1000"])
+    (suite, config), = plan(cfg)
+    assert suite.name == "horizons" and config.n_eval == 1000
+    with pytest.raises(ConfigCompositionException, match="n_ofers"):
+        _compose(["world.n_ofers=5"])
+    with pytest.raises(ConfigCompositionException, match="n_trian"):
+        _compose(["experiment=horizons", "experiment.params.n_trian=5"])
+    with pytest.raises(ConfigCompositionException, match="n_eval=many") as err:
+        _compose(["experiment=horizons", "experiment.params.n_eval=many"])
+    assert "could not be converted to Integer" in str(err.value.__cause__)
+    with pytest.raises(ValueError, match="experiment.params: the default experiment"):
+        plan(_compose(["+experiment.params.n_eval=5"]))
+    default_plan = plan(_compose([]))
+    names = [s.name for s, _ in default_plan]
+    assert names[0] == "main" and "horizons" in names and "byo" not in names
+
+
+def test_store_writes_atomically_and_reads_back(tmp_path, monkeypatch):
+    from experiments.suites.horizons import HorizonsSuiteConfig
+
+    store = ResultStore(tmp_path)
+    cfg = HorizonsSuiteConfig(n_train=(300,), n_eval=600)
+    rows = pd.DataFrame({"metric": ["a", "b"], "value": [1.0, 2.0], "n": [300, 300]})
+    path = store.write("horizons", cfg, 3, rows, command="cmd")
+    assert store.is_complete("horizons", config_hash("horizons", cfg), 3)
+    back = store.read("horizons")
+    assert list(back["seed"]) == [3, 3] and list(back["value"]) == [1.0, 2.0]
+    assert back["cfg.n_eval"].iloc[0] == 600
+
+    def crash_mid_write(self, path, *a, **k):  # half a file, then the process "dies"
+        Path(path).write_bytes(b"PAR1 partial")
+        raise OSError("disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(pd.DataFrame, "to_parquet", crash_mid_write)
+        with pytest.raises(OSError):
+            store.write("horizons", cfg, 4, rows)
+    assert not store.is_complete("horizons", config_hash("horizons", cfg), 4)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["config.json", "seed=3.parquet"]
+    with pytest.raises(ValueError, match="rows: suite"):
+        store.write("horizons", cfg, 5, pd.DataFrame({"x": [1]}))
+
+
+def test_report_renders_tables_figures_and_commands(tmp_path):
+    from experiments.suites.horizons import HorizonsSuiteConfig
+
+    store = ResultStore(tmp_path / "store")
+    cfg = HorizonsSuiteConfig(n_train=(300,), n_eval=600)
+    rng = np.random.default_rng(0)
+    for seed in range(4):
+        rows = pd.DataFrame([dict(n=n, label=lab, metric=m, value=rng.normal())
+                             for n in (300, 600) for lab in ("learning", "accounting")
+                             for m in ("regret_accounting", "pehe_vs_accounting_uplift")])
+        store.write("horizons", cfg, seed, rows, command="python -m experiments.run x=1")
+    agg = aggregate(store.read())
+    assert (agg["seeds"] == 4).all() and len(agg) == 8
+    assert (agg["ci_low"] < agg["mean"]).all() and (agg["mean"] < agg["ci_high"]).all()
+    report = write_report(store, tmp_path / "REPORT.md").read_text()
+    assert "## horizons" in report and "python -m experiments.run x=1" in report
+    assert "| metric |" in report and "![horizons](figures/" in report
+    assert list((tmp_path / "figures").glob("*/horizons.png"))
+
+
+def test_multirun_2x2_with_joblib_gives_four_complete_jobs(tmp_path):
+    proc = _run(["--multirun", *TINY, "experiment.params.n_train=[300],[400]", "seeds=[0],[1]",
+                 f"store={tmp_path}", "hydra.launcher.n_jobs=2",
+                 f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "Joblib" in out
+    files = sorted(tmp_path.glob("horizons/*/seed=*.parquet"))
+    assert len(files) == 4
+    assert len({f.parent.name for f in files}) == 2
+
+
+def test_killed_sweep_resumes_without_losing_or_duplicating_rows(tmp_path):
+    seeds = "seeds=[0,1,2,3,4,5,6,7]"
+    interrupted, clean = tmp_path / "interrupted", tmp_path / "clean"
+    proc = _run([*TINY, seeds, f"store={interrupted}"], start_new_session=True)
+    deadline = time.time() + 240
+    while len(list(interrupted.glob("horizons/*/seed=*.parquet"))) < 2:
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(interrupted.glob("horizons/*/seed=*.parquet")))
+    assert 2 <= done_before < 8, "the kill must land mid-sweep"
+    resumed = _run([*TINY, seeds, f"store={interrupted}"])
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert out.count("[skip]") == done_before
+    full = _run([*TINY, seeds, f"store={clean}"])
+    out, _ = full.communicate(timeout=300)
+    assert full.returncode == 0, out
+    key = ["seed", "n", "label", "metric"]
+    a = ResultStore(interrupted).read().sort_values(key).reset_index(drop=True)
+    b = ResultStore(clean).read().sort_values(key).reset_index(drop=True)
+    assert len(a) == len(b) == 8 * 8
+    assert not a.duplicated(key).any()
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_plugins_from_a_module_outside_the_package_run_through_a_suite(tmp_path, monkeypatch):
+    (tmp_path / "my_plugins.py").write_text(textwrap.dedent('''
+        import numpy as np
+        from estimators.base import Ridge
+        from estimators.uplift import TLearner
+
+        class ShrunkTLearner:
+            """A user's learner: a ridge T-learner whose uplift is shrunk towards zero."""
+            def __init__(self, shrink=0.5, alpha=1.0):
+                self.shrink, self.inner = shrink, TLearner(base=Ridge(alpha=alpha))
+            def fit(self, x, action, reward, action_prob=None, n_actions=None):
+                self.inner.fit(x, action, reward, action_prob=action_prob, n_actions=n_actions)
+                return self
+            def predict_tau(self, x):
+                return self.shrink * np.asarray(self.inner.predict_tau(x))
+
+        class NumpyIPS:
+            """OBP-style estimator object (estimate_policy_value), IPS in NumPy."""
+            def estimate_policy_value(self, reward, action, pscore, action_dist, **kw):
+                pi = action_dist[np.arange(len(action)), action, 0]
+                return float(np.mean(reward * pi / pscore))
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from experiments.suites import byo
+
+    cfg = byo.ByoSuiteConfig(learner={"_target_": "my_plugins.ShrunkTLearner", "shrink": 0.5},
+                             ope={"_target_": "my_plugins.NumpyIPS"}, n_train=3_000,
+                             n_eval=3_000)
+    df = byo.run(cfg, seed=0, progress=False).set_index(["learner", "metric"])
+    # halving both heads halves the PEHE's signal part: the plug-in differs from the reference
+    assert df.loc[("plugin", "pehe_value"), "value"] != df.loc[("reference_t_ridge",
+                                                                "pehe_value"), "value"]
+    ope = df.loc["plugin"].reset_index().set_index(["estimator", "metric"])["value"]
+    # through the OBP adapter, the plug-in's NumPy IPS equals allocbench's IPS on the same arrays
+    assert ope[("plugin", "ope_estimate")] == pytest.approx(ope[("reference_ips", "ope_estimate")],
+                                                            rel=1e-10)
+    with pytest.raises(ValueError, match="learner: .*neither fit/predict_tau"):
+        from experiments.plugins import as_learner
+        as_learner(object())
