@@ -85,7 +85,9 @@ def _write_suite_outputs(cfg: DictConfig, store: ResultStore, suite, config) -> 
     if rows.empty:
         return
     rows = rows[rows["seed"].isin(list(cfg.seeds))]
-    out_dir = Path(cfg.results_root) / suite.name
+    # compact runs never overwrite the committed full-size outputs of a suite
+    compact = config == suite.config_class.compact() and config != suite.config_class()
+    out_dir = Path(cfg.results_root) / ("compact" if compact else "") / suite.name
     if suite.name == "main":
         suite.module.write_outputs(rows, out_dir)
     elif hasattr(suite.module, "write_results"):
