@@ -63,7 +63,7 @@ class ExperimentSchema:
 @dataclass
 class MlflowSchema:
     enabled: bool = False
-    tracking_uri: str = "file:./mlruns"
+    tracking_uri: str = "sqlite:///mlruns.db"  # a local file (SQLite) store
     experiment_name: str = "allocbench"
 
 

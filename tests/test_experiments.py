@@ -181,3 +181,20 @@ def test_plugins_from_a_module_outside_the_package_run_through_a_suite(tmp_path,
     with pytest.raises(ValueError, match="learner: .*neither fit/predict_tau"):
         from experiments.plugins import as_learner
         as_learner(object())
+
+
+def test_mlflow_tracking_logs_each_job(tmp_path):
+    pytest.importorskip("mlflow", reason="optional: pip install -e '.[tracking]'")
+    import mlflow
+
+    from experiments.run import execute
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    cfg = _compose([*TINY, "seeds=[0,1]", f"store={tmp_path / 'store'}", "mlflow.enabled=true",
+                    f"mlflow.tracking_uri={uri}"])
+    execute(cfg)
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["allocbench"])
+    assert len(runs) == 2
+    assert set(runs["params.seed"]) == {"0", "1"}
+    assert "metrics.regret_accounting" in runs.columns
