@@ -202,8 +202,14 @@ def _fail(name: str, problem: str, fix: str) -> None:
     raise ValueError(f"{name}: {problem}. Fix: {fix}.")
 
 
+def _host(a):
+    """Keep JAX arrays as they are and view anything else as NumPy (no copy): converting the
+    (n, K+1) inputs with ``jnp.asarray`` here would copy them once more before the jitted pass."""
+    return a if isinstance(a, jax.Array) else np.asarray(a)
+
+
 def _validate_shapes(reward, action, pscore, action_dist, q_hat, name):
-    reward, action, pscore, action_dist = (jnp.asarray(a) for a in
+    reward, action, pscore, action_dist = (_host(a) for a in
                                            (reward, action, pscore, action_dist))
     if reward.ndim != 1:
         _fail("reward", f"expected shape (n,), got {reward.shape}", "pass one reward per row")
@@ -235,7 +241,7 @@ def _validate_shapes(reward, action, pscore, action_dist, q_hat, name):
         if q_hat is None:
             _fail("q_hat", f"{name} needs an outcome model", "pass q_hat of shape (n, K+1)")
     if q_hat is not None:
-        q_hat = jnp.asarray(q_hat)
+        q_hat = _host(q_hat)
         if q_hat.shape != action_dist.shape:
             _fail("q_hat", f"expected shape {action_dist.shape} like action_dist, got "
                   f"{q_hat.shape}", "predict every action for every row")
@@ -329,12 +335,12 @@ def estimate_batch(name: str, *, reward, action, pscore, action_dist, q_hat=None
     if name not in _KERNELS:
         _fail("name", f"unknown estimator {name!r}", f"use one of {ESTIMATORS}")
     lam, z = _check_options(name, lambda_, alpha)
-    reward, action, pscore, action_dist = (jnp.asarray(a) for a in
+    reward, action, pscore, action_dist = (_host(a) for a in
                                            (reward, action, pscore, action_dist))
     if reward.ndim != 2 or action_dist.ndim != 3:
         _fail("reward/action_dist", f"expected (S, n) and (S, n, K+1), got {reward.shape} and "
               f"{action_dist.shape}", "stack one log per seed on a leading axis")
-    q = jnp.asarray(q_hat) if (q_hat is not None and name in _NEEDS_Q) else None
+    q = _host(q_hat) if (q_hat is not None and name in _NEEDS_Q) else None
     _validate_shapes(reward[0], action[0], pscore[0], action_dist[0],
                      None if q is None else q[0], name)
     ps = np.asarray(pscore)
