@@ -165,6 +165,7 @@ def _rows_and_checks(reward, action, pscore, action_dist, q_hat, support) -> tup
     ps = pscore.astype(dtype)
     pi_logged = jnp.take_along_axis(pi, action[:, None], axis=1)[:, 0]
     w = pi_logged / ps
+    row_sum = jnp.sum(pi, axis=1)
     if q_hat is None:
         q = jnp.zeros_like(r)
         dmv = jnp.zeros_like(r)
@@ -173,13 +174,20 @@ def _rows_and_checks(reward, action, pscore, action_dist, q_hat, support) -> tup
         qh = q_hat.astype(dtype)
         q = jnp.take_along_axis(qh, action[:, None], axis=1)[:, 0]
         dmv = jnp.sum(pi * qh, axis=1)
-        q_bad = ~jnp.all(jnp.isfinite(qh))
-    nonfinite = (~jnp.all(jnp.isfinite(pi))) | (~jnp.all(jnp.isfinite(r))) | q_bad
+        # any NaN/inf in q_hat makes its row of pi * q_hat non-finite (0 * inf = NaN), so one
+        # check on dm covers the whole (n, K+1) array without another pass over it
+        q_bad = ~jnp.all(jnp.isfinite(dmv))
+    # likewise a NaN/inf in a row of pi makes its row sum non-finite
+    nonfinite = (~jnp.all(jnp.isfinite(row_sum))) | (~jnp.all(jnp.isfinite(r))) | q_bad
+    if support.shape[0] == 1:  # global support: one matrix-vector product
+        unsupported_per_row = pi @ (~support[0]).astype(dtype)
+    else:
+        unsupported_per_row = jnp.sum(jnp.where(support, 0.0, pi), axis=1)
     checks = _Checks(
-        max_row_error=jnp.max(jnp.abs(jnp.sum(pi, axis=1) - 1.0)),
+        max_row_error=jnp.max(jnp.abs(row_sum - 1.0)),
         min_prob=jnp.min(pi),
         nonfinite=nonfinite,
-        unsupported=jnp.mean(jnp.sum(jnp.where(support, 0.0, pi), axis=1)),
+        unsupported=jnp.mean(unsupported_per_row),
     )
     return _Rows(w, r, q, dmv), checks
 
