@@ -34,7 +34,7 @@ from simulators import (
     simulate,
 )
 
-__all__ = ["MainSuiteConfig", "plot", "run", "write_outputs"]
+__all__ = ["MainSuiteConfig", "plot", "run", "summary_table", "write_outputs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,9 +153,11 @@ def _progress(stages: list[str], enabled: bool):
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (policy, metric): truth, IPS and DR estimates with their CIs."""
+    """One row per (policy, metric) of the first seed: truth, IPS and DR estimates with their CIs;
+    with several seeds, also the share of seeds whose interval covers the truth."""
     wide = []
-    for (policy, metric), g in df.groupby(["policy", "metric"], sort=False):
+    first = df[df["seed"] == df["seed"].min()] if "seed" in df else df
+    for (policy, metric), g in first.groupby(["policy", "metric"], sort=False):
         row = {"policy": policy, "metric": metric}
         g = g.set_index("estimator")
         row["truth"] = g.loc["truth", "value"]
@@ -164,6 +166,13 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
             row[f"{est}_ci"] = f"[{g.loc[est, 'ci_low']:.3f}, {g.loc[est, 'ci_high']:.3f}]"
             low, high = g.loc[est, "ci_low"], g.loc[est, "ci_high"]
             row[f"{est}_covers"] = bool(low <= row["truth"] <= high)
+        if "seed" in df and df["seed"].nunique() > 1:
+            every = df[(df["policy"] == policy) & (df["metric"] == metric)]
+            truth = every[every["estimator"] == "truth"].set_index("seed")["value"]
+            for est in ("ips", "dr"):
+                e = every[every["estimator"] == est].set_index("seed")
+                covered = (e["ci_low"] <= truth[e.index]) & (truth[e.index] <= e["ci_high"])
+                row[f"{est}_coverage_{len(e)}_seeds"] = float(covered.mean())
         wide.append(row)
     return pd.DataFrame(wide)
 

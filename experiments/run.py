@@ -57,7 +57,7 @@ def execute(cfg: DictConfig) -> list[Path]:
     """Run every planned (suite, config, seed) job not already complete in the store."""
     jobs = plan(cfg)
     store = ResultStore(cfg.store)
-    command = "python -m experiments.run " + " ".join(sys.argv[1:])
+    command = "python -m experiments.run " + " ".join(_job_overrides())
     tracker = _mlflow(cfg)
     written: list[Path] = []
     todo = [(s, c, seed) for s, c in jobs for seed in cfg.seeds]
@@ -78,6 +78,15 @@ def execute(cfg: DictConfig) -> list[Path]:
 
         write_report(store, Path(cfg.results_root) / "REPORT.md")
     return written
+
+
+def _job_overrides() -> list[str]:
+    """This job's own overrides (under --multirun, one point of the sweep, not the sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return [o for o in HydraConfig.get().overrides.task if not o.startswith("hydra.")]
+    return sys.argv[1:]
 
 
 def _write_suite_outputs(cfg: DictConfig, store: ResultStore, suite, config) -> None:
