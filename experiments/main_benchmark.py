@@ -24,6 +24,7 @@ from estimators.base import Ridge
 from estimators.heads import UpliftHeads
 from estimators.ope import estimate, paired_difference
 from estimators.uplift import TLearner
+from experiments.suites._plotting import pyplot, save
 from policies.allocation import allocate
 from simulators import (
     LoggingConfig,
@@ -179,13 +180,7 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """IPS and DR estimates with CIs beside the oracle truth, per policy, for value and cost."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
     seed0 = df[df["seed"] == df["seed"].min()]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric in zip(axes, ("incremental_value", "incremental_cost"), strict=True):
@@ -202,11 +197,7 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_title(f"{metric.replace('_', ' ')} per user")
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.tight_layout()
-    path = out_dir / "main_benchmark.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [save(fig, out_dir, "main_benchmark.png")]
 
 
 def write_outputs(df: pd.DataFrame, out_dir: Path) -> list[Path]:

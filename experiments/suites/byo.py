@@ -24,6 +24,7 @@ from estimators.metrics import pehe
 from estimators.ope import dr, ips
 from estimators.uplift import TLearner
 from experiments.plugins import as_learner, as_ope, instantiate
+from experiments.suites._plotting import pyplot, save
 from policies.allocation import allocate
 from simulators import LoggingConfig, WorldConfig, default_params, policy_truth, simulate
 
@@ -109,13 +110,7 @@ def run(cfg: ByoSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Data
 
 
 def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
     metrics = ("pehe_value", "pehe_cost", "regret")
     fig, axes = plt.subplots(1, len(metrics), figsize=(12, 3.5))
     for ax, metric in zip(axes, metrics, strict=True):
@@ -123,8 +118,4 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.bar(sub.index, sub["mean"], yerr=sub["sem"].fillna(0), capsize=3)
         ax.set_title(metric.replace("_", " "))
         ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    path = out_dir / "byo.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [save(fig, out_dir, "byo.png")]

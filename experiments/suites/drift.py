@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from experiments.suites._plotting import metric_panels
 from experiments.suites._world_glue import allocate_and_score, fit_tau
 from simulators import LoggingConfig, WorldConfig, default_params, simulate
 
@@ -80,26 +81,6 @@ def run(cfg: DriftSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Da
 
 
 def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     metrics = ("true_incremental_value", "overspend_per_user", "cost_head_calibration_gap")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(13, 4))
-    for ax, metric in zip(axes, metrics, strict=True):
-        sub = df[df["metric"] == metric].groupby(["policy", "period"])["value"].mean()
-        for policy, g in sub.groupby(level=0):
-            ax.plot(g.index.get_level_values(1), g.values, marker="o", label=policy)
-        ax.axhline(0.0, color="k", lw=0.6)
-        ax.set_xlabel("deployment period")
-        ax.set_title(metric.replace("_", " "))
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.tight_layout()
-    path = out_dir / "drift.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [metric_panels(df, metrics, series="policy", x="period", xlabel="deployment period",
+                          out_dir=out_dir, name="drift.png", zero_line=True)]

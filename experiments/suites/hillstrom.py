@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from estimators.base import Ridge
 from estimators.ope import estimate, paired_difference
 from estimators.uplift import TLearner
+from experiments.suites._plotting import pyplot, save
 from policies.allocation import allocate
 from simulators.hillstrom import load_hillstrom
 
@@ -89,13 +90,7 @@ def run(cfg: HillstromSuiteConfig, *, seed: int = 0, progress: bool = True) -> p
 
 
 def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
     sub = df[(df["metric"] == "incremental_spend") & (df["seed"] == df["seed"].min())]
     names = [p for p in dict.fromkeys(sub["policy"]) if p != "no_email"]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -110,8 +105,4 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     ax.set_title("Hillstrom e-mail experiment (2-fold cross-fitted)")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = out_dir / "hillstrom.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [save(fig, out_dir, "hillstrom.png")]

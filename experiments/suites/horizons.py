@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from estimators.metrics import pehe
+from experiments.suites._plotting import metric_panels
 from experiments.suites._world_glue import allocate_and_score, fit_tau
 from simulators import LoggingConfig, WorldConfig, default_params, simulate
 
@@ -72,27 +73,6 @@ def run(cfg: HorizonsSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd
 
 
 def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("regret_accounting", "pehe_vs_accounting_uplift"), strict=True):
-        sub = df[df["metric"] == metric].groupby(["label", "n"])["value"].agg(["mean", "sem"])
-        for label, g in sub.groupby(level=0):
-            n = g.index.get_level_values(1)
-            ax.errorbar(n, g["mean"], yerr=g["sem"].fillna(0), marker="o", capsize=3,
-                        label=f"trained on {label} label")
-        ax.set_xscale("log")
-        ax.set_xlabel("training rows")
-        ax.set_title(metric.replace("_", " "))
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.tight_layout()
-    path = out_dir / "horizons.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [metric_panels(df, ("regret_accounting", "pehe_vs_accounting_uplift"), series="label",
+                          x="n", xlabel="training rows", out_dir=out_dir, name="horizons.png",
+                          logx=True, label="trained on {} label")]

@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from estimators.metrics import pehe
+from experiments.suites._plotting import metric_panels
 from experiments.suites._world_glue import allocate_and_score, fit_tau
 from simulators import LoggingConfig, WorldConfig, default_params, simulate
 
@@ -77,25 +78,6 @@ def run(cfg: InterferenceSuiteConfig, *, seed: int = 0, progress: bool = True) -
 
 
 def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = ("regret", "pehe_value", "pehe_cost")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(13, 4))
-    for ax, metric in zip(axes, metrics, strict=True):
-        sub = df[df["metric"] == metric].groupby(["features", "program_reach"])["value"].mean()
-        for features, g in sub.groupby(level=0):
-            ax.plot(g.index.get_level_values(1), g.values, marker="o", label=features)
-        ax.set_xlabel("other programs' reach (x default)")
-        ax.set_title(metric.replace("_", " "))
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.tight_layout()
-    path = out_dir / "interference.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [metric_panels(df, ("regret", "pehe_value", "pehe_cost"), series="features",
+                          x="program_reach", xlabel="other programs' reach (x default)",
+                          out_dir=out_dir, name="interference.png")]
