@@ -209,13 +209,19 @@ class Logistic:
         if self.n_iter < 1:
             raise ValueError(f"Logistic.n_iter: must be >= 1, got {self.n_iter}.")
 
+    def validate_labels(self, y: Any, where: str = "Logistic.fit") -> None:
+        """Raise ``ValueError`` unless every label lies in ``[0, 1]``. Learners call this on the
+        host before their jitted fits, where the in-``fit`` check is skipped for tracers."""
+        yy = np.asarray(y, dtype=np.float64)
+        if np.any((yy < 0) | (yy > 1)):
+            raise ValueError(f"{where}: y must lie in [0, 1] (the reward labels; binary or a "
+                             f"fraction) for a Logistic base, got range [{yy.min()}, "
+                             f"{yy.max()}]. Fix: use Ridge or MLP for unbounded labels.")
+
     def fit(self, x: Any, y: Any, sample_weight: Any | None = None) -> LogisticParams:
         check_xy(x, y, sample_weight, "Logistic.fit")
         if _is_concrete(y):
-            yy = np.asarray(y)
-            if np.any((yy < 0) | (yy > 1)):
-                raise ValueError("Logistic.fit: y must lie in [0, 1] (binary or a fraction). "
-                                 "Fix: use Ridge or MLP for unbounded labels.")
+            self.validate_labels(y)
         x = jnp.asarray(x, dtype=jnp.float64)
         y = jnp.asarray(y, dtype=jnp.float64)
         return _logistic_fit(x, y, _weights(y, sample_weight), jnp.float64(self.alpha),

@@ -51,6 +51,7 @@ def check_fit_inputs(
     n_actions: int | None,
     where: str,
     require_propensity: bool = False,
+    base: Any | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int]:
     """Validate learner inputs; return float64/int NumPy copies and ``n_actions``.
 
@@ -104,6 +105,8 @@ def check_fit_inputs(
         if np.any(action_prob[np.arange(len(action)), action] <= 0):
             raise ValueError(f"{where}: action_prob is 0 for some logged actions. Fix: pass the "
                              f"propensities the actions were actually drawn from.")
+    if base is not None and hasattr(base, "validate_labels"):
+        base.validate_labels(reward, where)
     return x, action, reward, action_prob, int(n_actions)
 
 
@@ -188,7 +191,7 @@ class TLearner:
             n_actions: int | None = None) -> TLearner:
         x, action, reward, action_prob, k1 = check_fit_inputs(
             x, action, reward, action_prob, n_actions, "TLearner.fit",
-            require_propensity=self.weight_by_propensity)
+            require_propensity=self.weight_by_propensity, base=self.base)
         w = np.ones(len(action))
         if self.weight_by_propensity:
             w = 1.0 / action_prob[np.arange(len(action)), action]
@@ -234,7 +237,7 @@ class SLearner:
     def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
             n_actions: int | None = None) -> SLearner:
         x, action, reward, _, k1 = check_fit_inputs(x, action, reward, action_prob, n_actions,
-                                                     "SLearner.fit")
+                                                     "SLearner.fit", base=self.base)
         self.params_ = self.base.fit(self._design(jnp.asarray(x), jnp.asarray(action), k1),
                                      reward)
         self.n_actions_, self.n_features_ = k1, x.shape[1]
@@ -380,7 +383,8 @@ class DRLearner:
         """Cross-fitted AIPW pseudo-outcomes ``phi (n, K)`` for offers 1..K and their row
         weights ``(n, K)`` (0 where ``e_a = 0``)."""
         x, action, reward, action_prob, k1 = check_fit_inputs(
-            x, action, reward, action_prob, n_actions, "DRLearner.fit", require_propensity=True)
+            x, action, reward, action_prob, n_actions, "DRLearner.fit", require_propensity=True,
+            base=self.base)
         folds = cross_fit_folds(len(reward), self.n_folds, self.seed)
         phi, weight, params = _dr_pseudo_outcomes(
             self.base, jnp.asarray(x), jnp.asarray(action), jnp.asarray(reward),
@@ -438,7 +442,8 @@ class RLearner:
     def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
             n_actions: int | None = None) -> RLearner:
         x, action, reward, action_prob, k1 = check_fit_inputs(
-            x, action, reward, action_prob, n_actions, "RLearner.fit", require_propensity=True)
+            x, action, reward, action_prob, n_actions, "RLearner.fit", require_propensity=True,
+            base=self.base)
         n, d = x.shape
         folds = cross_fit_folds(n, self.n_folds, self.seed)
         train = (folds[None, :] != np.arange(self.n_folds)[:, None]).astype(np.float64)

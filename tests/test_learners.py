@@ -315,3 +315,17 @@ def test_bad_inputs_raise_value_errors(uniform_log):
     learner = TLearner()
     with pytest.raises(ValueError, match="two separate learner"):
         UpliftHeads(value=learner, cost=learner)
+
+
+@pytest.mark.parametrize("learner", [TLearner, SLearner, XLearner, DRLearner, RLearner])
+def test_logistic_base_rejects_unbounded_rewards_before_jitted_fit(learner):
+    """Learners fit their base inside jitted ``lax.map``, where ``Logistic.fit``'s own label check
+    sees tracers and is skipped; the host-side check must still reject rewards outside [0, 1]."""
+    rng = np.random.default_rng(0)
+    n = 200
+    x = rng.normal(size=(n, 2))
+    action = np.tile([0, 1], n // 2)
+    reward = rng.exponential(size=n) + 1.5  # all > 1
+    prob = np.full((n, 2), 0.5)
+    with pytest.raises(ValueError, match="y must lie in"):
+        learner(base=Logistic()).fit(x, action, reward, prob)
