@@ -142,6 +142,21 @@ def cross_fit_folds(n: int, n_folds: int, seed: int) -> np.ndarray:
     return rng.permutation(np.arange(n) % n_folds)
 
 
+def check_fold_arm_counts(folds: np.ndarray, action: np.ndarray, n_actions: int, n_folds: int,
+                          where: str) -> None:
+    """Raise ``ValueError`` if any fold's training complement has fewer than 2 rows of an action
+    (its cross-fitted outcome model would be fitted on nothing and return NaN)."""
+    counts = np.bincount(folds * n_actions + action, minlength=n_folds * n_actions).reshape(
+        n_folds, n_actions)
+    train = counts.sum(axis=0)[None, :] - counts  # rows of each action outside each fold
+    if np.any(train < 2):
+        bad = sorted({int(a) for a in np.nonzero(train < 2)[1]})
+        raise ValueError(f"{where}: actions {bad} have fewer than 2 rows in some fold's training "
+                         f"complement (n_folds={n_folds}), so their cross-fitted outcome model "
+                         f"cannot be fitted. Fix: lower n_folds or log more rows of those "
+                         f"actions.")
+
+
 def _arm_masks(action: np.ndarray, n_actions: int) -> np.ndarray:
     return (action[None, :] == np.arange(n_actions)[:, None]).astype(np.float64)
 
@@ -386,6 +401,7 @@ class DRLearner:
             x, action, reward, action_prob, n_actions, "DRLearner.fit", require_propensity=True,
             base=self.base)
         folds = cross_fit_folds(len(reward), self.n_folds, self.seed)
+        check_fold_arm_counts(folds, action, k1, self.n_folds, "DRLearner.fit")
         phi, weight, params = _dr_pseudo_outcomes(
             self.base, jnp.asarray(x), jnp.asarray(action), jnp.asarray(reward),
             jnp.asarray(action_prob), jnp.asarray(folds), self.n_folds, k1)

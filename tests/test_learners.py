@@ -329,3 +329,18 @@ def test_logistic_base_rejects_unbounded_rewards_before_jitted_fit(learner):
     prob = np.full((n, 2), 0.5)
     with pytest.raises(ValueError, match="y must lie in"):
         learner(base=Logistic()).fit(x, action, reward, prob)
+
+
+def test_dr_cross_fitting_rejects_folds_without_an_arm():
+    """Action 2 has 2 rows; with 20 folds of 2 rows at least one fold's training complement holds
+    fewer than 2 of them, so its outcome model would be fitted on nothing (NaN tau before). The
+    R-learner's cross-fitted model is the marginal m(x), fitted on all arms, needing no check."""
+    rng = np.random.default_rng(1)
+    n = 40
+    x = rng.normal(size=(n, 2))
+    action = np.tile([0, 1], n // 2)
+    action[:2] = 2
+    reward = rng.normal(size=n)
+    prob = np.full((n, 3), 1.0 / 3.0)
+    with pytest.raises(ValueError, match=r"actions \[2\].*n_folds=20"):
+        DRLearner(n_folds=20).fit(x, action, reward, prob)
