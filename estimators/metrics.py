@@ -181,16 +181,18 @@ def split_stability(predictions: Any) -> dict[str, float]:
     """Spread of predictions across refits: ``predictions (B, n, ...)`` from B folds/bootstraps.
 
     Returns ``mean_sd`` (mean over rows/columns of the across-fit standard deviation),
-    ``signal_sd`` (sd across rows of the mean prediction) and their ratio ``noise_to_signal``;
+    ``signal_sd`` (sd across rows of the mean prediction; both with ddof=1) and their ratio
+    ``noise_to_signal``;
     also ``rank_corr`` (mean pairwise Spearman of the flattened predictions)."""
     p = np.asarray(predictions, dtype=np.float64)
     if p.ndim < 2 or p.shape[0] < 2:
         raise ValueError("split_stability.predictions: need shape (B >= 2, n, ...).")
     flat = p.reshape(p.shape[0], -1)
     mean_sd = float(np.mean(np.std(flat, axis=0, ddof=1)))
-    signal_sd = float(np.std(flat.mean(axis=0)))
-    corr = stats.spearmanr(flat.T).statistic
-    corr = np.atleast_2d(corr)
+    signal_sd = float(np.std(flat.mean(axis=0), ddof=1))
+    # Spearman = Pearson of ranks; np.corrcoef gives the (B, B) matrix for every B >= 2
+    # (scipy's spearmanr collapses to a scalar when B = 2).
+    corr = np.corrcoef(stats.rankdata(flat, axis=1))
     b = flat.shape[0]
     rank_corr = float((corr.sum() - b) / (b * (b - 1)))
     return dict(mean_sd=mean_sd, signal_sd=signal_sd,
