@@ -208,9 +208,12 @@ class IsotonicRecalibration:
         knots = []
         for a in range(th.shape[1]):  # loop over offers
             m = valid[:, a]
-            order = np.argsort(th[m, a], kind="stable")
-            xs = th[m, a][order]
-            fitted = isotonic_regression(phi[m, a][order]).x
+            # Collapse tied predictions first: one point per distinct tau_hat with the mean
+            # pseudo-outcome, weighted by its count (else ties get arbitrary, order-dependent fits).
+            xs, inv = np.unique(th[m, a], return_inverse=True)
+            counts = np.bincount(inv, minlength=len(xs)).astype(np.float64)
+            means = np.bincount(inv, weights=phi[m, a], minlength=len(xs)) / counts
+            fitted = isotonic_regression(means, weights=counts).x
             knots.append((xs, fitted))
         self.knots_ = knots
         return self

@@ -9,6 +9,7 @@ import pytest
 from estimators.calibration import (
     IsotonicRecalibration,
     LinearRecalibration,
+    _fit_inputs,
     incremental_calibration,
 )
 from estimators.metrics import (
@@ -156,3 +157,19 @@ def test_calibration_bad_inputs(logs):
         pehe(np.full((2, 3), np.nan), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="fraction"):
         uplift_at_k(np.zeros(3), np.zeros(3), 0.0)
+
+
+def test_isotonic_recalibration_with_tied_predictions_returns_mean_pseudo_outcome():
+    """A constant prediction is one tied point: the least-squares non-decreasing fit there is the
+    mean pseudo-outcome over the offer's valid rows (exact up to float rounding)."""
+    rng = np.random.default_rng(3)
+    n = 300
+    action = rng.integers(0, 3, size=n)
+    prob = np.full((n, 3), 1.0 / 3.0)
+    reward = rng.normal(size=n) + action
+    tau_hat = np.full((n, 2), 0.7)
+    iso = IsotonicRecalibration().fit(tau_hat, action, reward, prob)
+    _, phi, valid = _fit_inputs(tau_hat, action, reward, prob, "test")
+    expected = [phi[valid[:, a], a].mean() for a in range(2)]
+    np.testing.assert_allclose(iso.transform(np.full((4, 2), 0.7)),
+                               np.tile(expected, (4, 1)), rtol=1e-12, atol=1e-12)
