@@ -42,6 +42,11 @@ def test_config_errors_are_clear_and_early():
     cfg = _compose(["experiment=horizons", "experiment.params.n_eval=1000"])
     (suite, config), = plan(cfg)
     assert suite.name == "horizons" and config.n_eval == 1000
+    (_, compact), = plan(_compose(["experiment=horizons", "experiment.compact=true"]))
+    assert compact == suite.config_class.compact()
+    (_, mixed), = plan(_compose(["experiment=horizons", "experiment.compact=true",
+                                 "experiment.params.n_eval=3000"]))
+    assert mixed.n_eval == 3000 and mixed.n_train == suite.config_class.compact().n_train
     with pytest.raises(ConfigCompositionException, match="n_ofers"):
         _compose(["world.n_ofers=5"])
     with pytest.raises(ConfigCompositionException, match="n_trian"):

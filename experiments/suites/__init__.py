@@ -45,10 +45,15 @@ class Suite(NamedTuple):
         if unknown:
             raise ValueError(f"experiment.params: unknown key(s) {unknown} for suite "
                              f"{self.name!r}. Fix: use some of {sorted(fields)}.")
+        full = self.config_class()
         coerced = {}
         for key, value in params.items():
-            default = getattr(base, key)
-            coerced[key] = _coerce(f"experiment.params.{key}", value, default)
+            value = _coerce(f"experiment.params.{key}", value, getattr(base, key))
+            # the typed schema fills every key with the full-size default; under compact=True a
+            # value equal to that default means "not set", so the compact value stands
+            if compact and value == getattr(full, key):
+                continue
+            coerced[key] = value
         return dataclasses.replace(base, **coerced)
 
 

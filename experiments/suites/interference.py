@@ -62,10 +62,10 @@ def run(cfg: InterferenceSuiteConfig, *, seed: int = 0, progress: bool = True) -
             tau_v = fit_tau(f_train, train, train.value, f_eval, cfg.ridge_alpha)
             tau_c = fit_tau(f_train, train, train.cost, f_eval, cfg.ridge_alpha)
             scored = allocate_and_score(tau_v, tau_c, evaluation, cfg.budget_per_user)
-            common = dict(seed=seed, program_reach=reach, features=features,
-                          share_with_other_program=float((evaluation.other_actions > 0)
-                                                         .any(1).mean()))
+            common = dict(seed=seed, program_reach=reach, features=features)
+            share = float((evaluation.other_actions > 0).any(1).mean())
             rows += [
+                dict(common, metric="share_with_other_program", value=share),
                 dict(common, metric="pehe_value", value=pehe(tau_v, truth.tau_value,
                                                              evaluation.eligible)),
                 dict(common, metric="pehe_cost", value=pehe(tau_c, truth.tau_cost,

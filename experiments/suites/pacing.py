@@ -16,7 +16,7 @@ Controllers (same users and outcome keys for all: common random numbers):
 Metrics per controller: eventual total spend / budget, overspend and underspend (fractions of the
 budget), total true incremental value, and the committed-minus-plan path per period (committed =
 realised payments so far + the true expected unpaid cost of offers issued so far).
-Run ``python -m experiments.suites.pacing [--compact]`` to write ``results/allocation/pacing*``.
+Run ``python -m experiments.suites.pacing [--compact]`` to write ``results/pacing/``.
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--compact", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("results/allocation"))
+    parser.add_argument("--out", type=Path, default=Path("results/pacing"))
     args = parser.parse_args()
     cfg = PacingSuiteConfig.compact() if args.compact else PacingSuiteConfig()
     for p in write_results(run(cfg, seed=0), args.out):
