@@ -316,8 +316,10 @@ class XLearner:
             ratio = action_prob[:, 1:] / np.maximum(action_prob[:, 1:] + action_prob[:, :1],
                                                     1e-12)
             gate = Ridge(alpha=1.0)
+            # Rows with e_a + e_0 = 0 carry no information on the gate for offer a.
+            gate_w = (action_prob[:, 1:] + action_prob[:, :1] > 0).astype(np.float64)
             self.gate_ = ("model", gate, _fit_columns(gate, jnp.asarray(x), jnp.asarray(ratio),
-                                                      jnp.ones_like(jnp.asarray(ratio))))
+                                                      jnp.asarray(gate_w)))
         else:
             share = masks[1:].sum(1) / (masks[1:].sum(1) + masks[0].sum())
             self.gate_ = ("constant", None, jnp.asarray(share))
@@ -363,7 +365,10 @@ def _dr_pseudo_outcomes(base: BaseModel, x: jax.Array, action: jax.Array, reward
     safe_e = jnp.where(action_prob > 0, action_prob, 1.0)
     resid = arm * (reward[:, None] - mu) / safe_e
     phi = (mu[:, 1:] - mu[:, :1]) + resid[:, 1:] - resid[:, :1]
-    return phi, (action_prob[:, 1:] > 0).astype(jnp.float64), params
+    # phi_a is unbiased only where both e_a > 0 and e_0 > 0 (the no-offer residual term is
+    # undefined at e_0 = 0), so only those rows enter arm a's final fit.
+    weight = (action_prob[:, 1:] > 0) & (action_prob[:, :1] > 0)
+    return phi, weight.astype(jnp.float64), params
 
 
 @functools.partial(jax.jit, static_argnames=("final",))
@@ -380,7 +385,8 @@ class DRLearner:
     ``phi_a = mu_a - mu_0 + 1{A=a}(y - mu_a)/e_a - 1{A=0}(y - mu_0)/e_0`` (``e = action_prob``)
     has ``E[phi_a | x] = tau_a(x)`` if either ``mu_hat`` or ``e`` is correct (``e`` is the logged
     truth here), so regressing ``phi_a`` on ``x`` with ``final`` estimates ``tau_a``. Rows with
-    ``e_a = 0`` (offer ineligible) are dropped from arm ``a``'s final fit. ``predict_mu`` is
+    ``e_a = 0`` (offer ineligible) or ``e_0 = 0`` (no-offer never logged there) are dropped from
+    arm ``a``'s final fit. ``predict_mu`` is
     ``mu_0`` (average of the fold models) plus ``tau``.
     """
 

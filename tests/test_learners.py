@@ -362,3 +362,37 @@ def test_split_stability_rank_corr_for_two_and_more_fits(b):
     assert out["rank_corr"] > 0.99
     if b == 2:
         assert split_stability(np.stack([base, -base]))["rank_corr"] == pytest.approx(-1.0)
+
+
+def test_dr_pseudo_outcome_weights_drop_rows_with_zero_no_offer_propensity():
+    """Where e_0 = 0 the AIPW no-offer term is undefined, so those rows get weight 0."""
+    rng = np.random.default_rng(2)
+    n = 120
+    x = rng.normal(size=(n, 2))
+    prob = np.tile([1 / 3, 1 / 3, 1 / 3], (n, 1))
+    prob[:20] = [0.0, 0.5, 0.5]
+    action = np.tile([0, 1, 2], n // 3)
+    action[:20] = np.tile([1, 2], 10)
+    reward = rng.normal(size=n)
+    _, weight = DRLearner(n_folds=2).pseudo_outcomes(x, action, reward, prob)
+    np.testing.assert_array_equal(weight[:20], 0.0)
+    np.testing.assert_array_equal(weight[20:], 1.0)
+
+
+def test_x_learner_gate_ignores_rows_where_neither_offer_nor_no_offer_is_possible():
+    """Offer 1's gate e_1/(e_1+e_0) is undefined where e_1 + e_0 = 0; fitting must equal a
+    Ridge fit on the other rows only (exact up to float rounding)."""
+    rng = np.random.default_rng(4)
+    n = 150
+    x = rng.normal(size=(n, 2))
+    prob = np.tile([0.5, 0.3, 0.2], (n, 1))
+    prob[:50] = [0.0, 0.0, 1.0]
+    action = np.tile([0, 1, 2], n // 3)
+    action[:50] = 2
+    reward = rng.normal(size=n)
+    xl = XLearner().fit(x, action, reward, prob)
+    keep = slice(50, None)
+    ref = Ridge(alpha=1.0).fit(x[keep], prob[keep, 1] / (prob[keep, 1] + prob[keep, 0]))
+    got = jax.tree_util.tree_map(lambda p: np.asarray(p)[0], xl.gate_[2])
+    for g, r in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(ref), strict=True):
+        np.testing.assert_allclose(g, np.asarray(r), rtol=1e-8, atol=1e-10)
