@@ -14,25 +14,37 @@ from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
+from simulators import LoggingConfig, WorldConfig
+
 __all__ = ["RunSchema", "register"]
 
 
-@dataclass
-class WorldSchema:
-    n_continuous: int = 6
-    n_binary: int = 4
-    n_offers: int = 4
-    n_programs: int = 2
+def _params_schema(config_class: type) -> type:
+    """A mutable, OmegaConf-typed mirror of a suite's (frozen) config dataclass: same keys and
+    defaults, tuples as lists; so ``experiment.params.<typo>=...`` fails at composition."""
+    default = config_class()
+    fields = []
+    for f in dataclasses.fields(config_class):
+        value = getattr(default, f.name)
+        if isinstance(value, bool | int | float | str):
+            typ = type(value)
+        elif value is None:  # e.g. an optional plug-in spec: any value may replace it
+            typ = Optional[Any]  # noqa: UP045 (OmegaConf needs typing.Optional)
+        elif isinstance(value, tuple):
+            typ, value = list[Any], _listify(value)
+        else:
+            typ = Any
+        fields.append((f.name, typ, field(default_factory=lambda v=value: v)))
+    return dataclasses.make_dataclass(f"{config_class.__name__}Params", fields)
 
 
-@dataclass
-class LoggingSchema:
-    kind: str = "uniform"
-    offer: int = 1
-    treat_prob: float = 0.5
-    temperature: float = 0.5
-    prior_noise: float = 1.0
-    epsilon: float = 0.1
+def _listify(value: Any) -> Any:
+    return [_listify(v) for v in value] if isinstance(value, tuple | list) else value
+
+
+# the world and logging groups mirror the simulator's own config dataclasses (one source of truth)
+WorldSchema = _params_schema(WorldConfig)
+LoggingSchema = _params_schema(LoggingConfig)
 
 
 @dataclass
@@ -82,29 +94,6 @@ class RunSchema:
     report: bool = True
     progress: bool = True
     write_outputs: bool = True
-
-
-def _params_schema(config_class: type) -> type:
-    """A mutable, OmegaConf-typed mirror of a suite's (frozen) config dataclass: same keys and
-    defaults, tuples as lists; so ``experiment.params.<typo>=...`` fails at composition."""
-    default = config_class()
-    fields = []
-    for f in dataclasses.fields(config_class):
-        value = getattr(default, f.name)
-        if isinstance(value, bool | int | float | str):
-            typ = type(value)
-        elif value is None:  # e.g. an optional plug-in spec: any value may replace it
-            typ = Optional[Any]  # noqa: UP045 (OmegaConf needs typing.Optional)
-        elif isinstance(value, tuple):
-            typ, value = list[Any], _listify(value)
-        else:
-            typ = Any
-        fields.append((f.name, typ, field(default_factory=lambda v=value: v)))
-    return dataclasses.make_dataclass(f"{config_class.__name__}Params", fields)
-
-
-def _listify(value: Any) -> Any:
-    return [_listify(v) for v in value] if isinstance(value, tuple | list) else value
 
 
 def register() -> None:

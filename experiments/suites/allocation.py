@@ -14,7 +14,6 @@ Run ``python -m experiments.suites.allocation [--compact]`` to write the table a
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from tqdm import tqdm
 
 from estimators.base import Logistic, Ridge
 from estimators.uplift import TLearner
+from experiments.suites._cli import suite_main
 from policies import baselines
 from simulators import (
     LoggingConfig,
@@ -195,13 +195,7 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--compact", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("results/allocation"))
-    args = parser.parse_args()
-    cfg = AllocationSuiteConfig.compact() if args.compact else AllocationSuiteConfig()
-    for p in write_results(run(cfg, seed=0), args.out):
-        print(p)
+    suite_main(__doc__, AllocationSuiteConfig, run, write_results, Path("results/allocation"))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Run ``python -m experiments.suites.learners [--compact]`` to write the table and
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from estimators.base import MLP, Ridge
 from estimators.calibration import incremental_calibration
 from estimators.metrics import best_offer, pehe, qini_coefficient, truth_gain
 from estimators.uplift import DRLearner, RLearner, SLearner, TLearner, XLearner
+from experiments.suites._cli import suite_main
 from simulators import LoggingConfig, WorldConfig, default_params, simulate
 
 __all__ = ["LearnersSuiteConfig", "plot", "run", "write_results"]
@@ -251,13 +251,7 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--compact", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("results/learners"))
-    args = parser.parse_args()
-    cfg = LearnersSuiteConfig.compact() if args.compact else LearnersSuiteConfig()
-    for p in write_results(run(cfg, seed=0), args.out):
-        print(p)
+    suite_main(__doc__, LearnersSuiteConfig, run, write_results, Path("results/learners"))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ Run ``python -m experiments.suites.ope [--compact] [--out results/ope]``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +39,7 @@ from tqdm import tqdm
 from estimators import ope
 from estimators.base import Ridge
 from estimators.uplift import TLearner
+from experiments.suites._cli import suite_main
 from policies.allocation import allocate, allocate_at_price
 from simulators import LoggingConfig, WorldConfig, default_params, simulate, simulate_batch
 
@@ -240,13 +240,7 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--compact", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("results/ope"))
-    args = parser.parse_args()
-    cfg = OPESuiteConfig.compact() if args.compact else OPESuiteConfig()
-    for p in write_results(run(cfg, seed=0), args.out):
-        print(p)
+    suite_main(__doc__, OPESuiteConfig, run, write_results, Path("results/ope"))
 
 
 if __name__ == "__main__":

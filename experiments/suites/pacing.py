@@ -21,7 +21,6 @@ Run ``python -m experiments.suites.pacing [--compact]`` to write ``results/pacin
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from experiments.suites._cli import suite_main
 from policies.allocation import allocate, allocate_at_price
 from policies.exploration import sample_actions
 from policies.pacing import pacing_step
@@ -209,13 +209,7 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--compact", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("results/pacing"))
-    args = parser.parse_args()
-    cfg = PacingSuiteConfig.compact() if args.compact else PacingSuiteConfig()
-    for p in write_results(run(cfg, seed=0), args.out):
-        print(p)
+    suite_main(__doc__, PacingSuiteConfig, run, write_results, Path("results/pacing"))
 
 
 if __name__ == "__main__":
