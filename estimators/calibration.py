@@ -50,6 +50,16 @@ def _check_log(action: Any, reward: Any, action_prob: Any, n: int,
         raise ValueError(f"{where}: action_prob[:, 0] (no-offer holdout) must be > 0 on every "
                          f"row; uplift is not identified without a control. Fix: use a log "
                          f"with a holdout.")
+    if not np.issubdtype(action.dtype, np.integer) or np.any(action < 0) or np.any(
+            action >= e.shape[1]):
+        raise ValueError(f"{where}: action must be integers in [0, {e.shape[1] - 1}] (0 = no "
+                         f"offer), got dtype {action.dtype}. Fix: pass logged action indices.")
+    if np.any(e < 0) or np.any(e > 1) or not np.allclose(e.sum(axis=1), 1.0, atol=1e-6):
+        raise ValueError(f"{where}: action_prob must lie in [0, 1] with rows summing to 1. "
+                         f"Fix: pass all K+1 logged propensity columns.")
+    if np.any(e[np.arange(n), action] <= 0):
+        raise ValueError(f"{where}: action_prob is 0 for some logged actions. Fix: pass the "
+                         f"propensities the actions were actually drawn from.")
     return action, reward, e
 
 

@@ -173,3 +173,17 @@ def test_isotonic_recalibration_with_tied_predictions_returns_mean_pseudo_outcom
     expected = [phi[valid[:, a], a].mean() for a in range(2)]
     np.testing.assert_allclose(iso.transform(np.full((4, 2), 0.7)),
                                np.tile(expected, (4, 1)), rtol=1e-12, atol=1e-12)
+
+
+def test_calibration_log_checks_reject_bad_actions_and_propensities():
+    n = 30
+    action = np.tile([0, 1, 2], n // 3)
+    prob = np.full((n, 3), 1.0 / 3.0)
+    reward = np.ones(n)
+    tau = np.zeros((n, 2))
+    with pytest.raises(ValueError, match="action must be integers"):
+        LinearRecalibration().fit(tau, np.where(action == 2, -1, action), reward, prob)
+    with pytest.raises(ValueError, match="action must be integers"):
+        LinearRecalibration().fit(tau, action.astype(float), reward, prob)
+    with pytest.raises(ValueError, match="rows summing to 1"):
+        LinearRecalibration().fit(tau, action, reward, prob * 0.5)
