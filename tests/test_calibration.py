@@ -56,8 +56,8 @@ def test_mis_scaled_uplift_is_flagged_and_fixed_by_linear_recalibration(logs):
         # recalibrated one up to the calibration split's estimation error); a 3x mis-scaled
         # model's bin gaps are ~2 tau / se >> 1, so its p-value is essentially 0.
         assert bad.miscalibrated and bad.p_value < 1e-6
-        assert not good.miscalibrated
-        assert not fixed.miscalibrated
+        assert good.p_value > 1e-3  # a 5% test rejects 5% of correct models
+        assert fixed.p_value > 1e-3
         assert fixed.error < 0.3 * bad.error
         # Slope estimated within 3 SE-ish of 1/3 (regression of an unbiased pseudo-outcome).
         assert abs(recal.coef_[offer - 1, 1] - 1 / 3) < 0.05
@@ -77,7 +77,7 @@ def test_isotonic_recalibration_repairs_a_fitted_mis_scaled_model(logs):
     after = incremental_calibration(iso.transform(raw_hold)[:, offer - 1], hold.action,
                                     hold.cost, hold.action_prob, offer)
     assert before.miscalibrated
-    assert not after.miscalibrated
+    assert after.p_value > 1e-3  # false-alarm rate 1e-3, not alpha = 0.05
     assert after.error < 0.2 * before.error
     # Recalibration also lowers the PEHE against the truth.
     true_tau = np.asarray(hold.truth.tau_cost)[:, offer]
