@@ -116,7 +116,7 @@ def _chunk_pass(v: jax.Array, c: jax.Array, eligible: jax.Array, r_pair: float |
     keep = keep.at[:, 0].set(True)
     fr = frontier_slot_major(v, c, keep)
     rows = jnp.arange(v.shape[0])
-    return (fr.base.astype(jnp.int8), fr.to_action.astype(jnp.int8), _slope_bin(fr.slope),
+    return (fr.base.astype(jnp.int16), fr.to_action.astype(jnp.int16), _slope_bin(fr.slope),
             v[rows, fr.base].sum(), c[rows, fr.base].sum(), fr.d_cost, fr.d_value)
 
 
@@ -129,8 +129,9 @@ def _iter_chunks(n: int, chunk_size: int) -> Iterator[tuple[int, int, int]]:
 def _greedy(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float, min_roi: float | None,
             r_pair: float | None, chunk_size: int) -> Allocation:
     n, n_actions = v.shape
-    base = np.empty(n, dtype=np.int8)
-    path = np.empty((n_actions - 1, n), dtype=np.int8)  # slot-major: path[j, i]
+    # int16 action indices: int8 silently wrapped at 128 actions
+    base = np.empty(n, dtype=np.int16)
+    path = np.empty((n_actions - 1, n), dtype=np.int16)  # slot-major: path[j, i]
     bins = np.empty((n_actions - 1, n), dtype=np.int16)
     base_v = base_c = 0.0
     hc = np.zeros(_N_BINS)

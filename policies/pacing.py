@@ -60,10 +60,15 @@ def cost_correction(issued_expected: ArrayLike, paid_by_cohort: ArrayLike, *, la
     if issued.shape != paid.shape:
         raise ValueError("paid_by_cohort: must have one entry per closed period (cohort), like "
                          "issued_expected.")
+    if halflife is not None and not (np.isfinite(halflife) and halflife > 0):
+        raise ValueError(f"halflife: must be a positive number of periods (or None for equal "
+                         f"weights), got {halflife!r}.")
+    lo, hi = bounds
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
+        raise ValueError(f"bounds: need 0 < low <= high, got {bounds!r}. Fix: e.g. (0.5, 2.0).")
     t = issued.size
     age = t - np.arange(t)
-    w = np.ones(t) if halflife is None else 0.5 ** ((age - 1) / check_nonneg_scalar(
-        "halflife", halflife))
+    w = np.ones(t) if halflife is None else 0.5 ** ((age - 1) / float(halflife))
     matured = float(np.sum(w * issued * (1.0 - unpaid_fraction(lag_mean, age))))
     if matured <= min_matured:
         return 1.0
@@ -104,6 +109,8 @@ def pacing_step(total_budget: float, n_periods: int, issued_expected: ArrayLike,
     issued = _history("issued_expected", issued_expected)
     paid = _history("paid_by_cohort", paid_by_cohort)
     t = issued.size
+    if isinstance(n_periods, bool) or not float(n_periods).is_integer():
+        raise ValueError(f"n_periods: must be a whole number of periods, got {n_periods!r}.")
     if int(n_periods) <= t:
         raise ValueError(f"n_periods: {n_periods} must exceed the number of closed periods {t}.")
     kappa = (cost_correction(issued, paid, lag_mean=lag_mean, halflife=halflife)

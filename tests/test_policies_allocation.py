@@ -211,3 +211,15 @@ def test_negative_estimated_costs_match_highs():
         ref = solve_lp_highs(tv, tc, budget=budget)
         assert alloc.expected_value == pytest.approx(ref.objective, rel=1e-7)
         assert alloc.expected_cost <= budget + 1e-9
+
+
+def test_many_actions_keep_their_indices():
+    """130 actions: the frontier's action indices must not wrap (they were stored as int8)."""
+    rng = np.random.default_rng(3)
+    n, k1 = 200, 130
+    cost = np.concatenate([np.zeros((n, 1)), rng.uniform(1, 5, (n, k1 - 1))], axis=1)
+    value = np.concatenate([np.zeros((n, 1)), cost[:, 1:] * rng.uniform(0.5, 3, (n, k1 - 1))],
+                           axis=1)
+    alloc = allocate(value, cost, budget=1e9)  # unconstrained: each user's best action
+    np.testing.assert_array_equal(alloc.action, value.argmax(axis=1))
+    assert alloc.expected_value == pytest.approx(value.max(axis=1).sum())

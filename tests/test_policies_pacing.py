@@ -86,3 +86,13 @@ def test_unpaced_controllers_miss_that_tolerance(pacing_runs):
     for name in ("no_pacing", "spend_only"):
         run = pacing_runs[name]
         assert run["total_spend"] / run["budget"] - 1.0 > _tolerance(run), name
+
+
+def test_pacing_rejects_degenerate_controller_settings():
+    hist = np.array([10.0, 12.0])
+    with pytest.raises(ValueError, match="halflife"):
+        cost_correction(hist, hist, lag_mean=1.0, halflife=0.0)
+    with pytest.raises(ValueError, match="bounds"):
+        cost_correction(hist, hist, lag_mean=1.0, bounds=(0.0, 2.0))
+    with pytest.raises(ValueError, match="n_periods"):
+        pacing_step(100.0, 2.5, hist[:1], hist[:1], lag_mean=1.0)
