@@ -13,10 +13,13 @@ Two solvers return the same :class:`Allocation` record:
 * ``method="greedy"`` (budget and ROI floor; exact): every user's upgrade segments on their convex
   frontier (:mod:`policies.frontier`) are taken in decreasing marginal ROI until the budget or the
   ROI floor binds; greedy on convex frontiers is exact for the relaxed multiple-choice knapsack and
-  at most one user ends fractional. The global order is found without a global sort: a float64
-  histogram of segment slopes (weighted by cost and value) locates the crossing bin, only that bin's
-  segments are sorted. Users are processed in fixed-size chunks (one compilation), so n = 10^7 x
-  K = 10 runs in a few GB.
+  at most one user ends fractional. Large n avoids walking every frontier: the same greedy on a
+  random subsample of users brackets the optimal price ``[p_lo, p_hi]``; one elementwise pass
+  computes every user's choice at both prices (``argmax_a tau_v - p tau_c``, i.e. all segments of
+  slope > p taken) and the totals; the bracket is verified (feasible at ``p_hi``, not at ``p_lo``)
+  and widened if the sample missed; only users whose choice differs (1-6 % at n = 10^7) are walked
+  and their in-bracket segments sorted. The sample affects speed only, never the answer. Users are
+  processed in fixed-size chunks (one compilation), so n = 10^7 x K = 10 runs in a few GB.
 * ``method="dual"`` (also per-action capacities): Lagrangian dual ``a_i = argmax_a tau_v -
   price * tau_c - nu_a``; the price (budget and ROI floor combined: ``price = (lambda + mu r) /
   (1 + mu)``) is found by bisection, capacity multipliers ``nu_a`` by coordinate bisection sweeps;
@@ -46,15 +49,14 @@ from policies._validation import (
     check_eligible,
     check_nonneg_scalar,
 )
-from policies.frontier import frontier_slot_major
+from policies.frontier import frontier_slot_major, over_actions, select_rows
 from policies.pruning import prune_mask_unchecked
 
 jax.config.update("jax_enable_x64", True)
 
-_N_BINS = 1 << 14
-_LOG_SLOPE_LO = float(np.log(1e-9))
-_LOG_SLOPE_HI = float(np.log(1e9))
 DEFAULT_CHUNK = 1 << 18
+PILOT_MIN_USERS = 1 << 15  # below this, every user's whole frontier enters the exact greedy
+PILOT_USERS = 1 << 16
 
 
 class Allocation(NamedTuple):
@@ -96,28 +98,64 @@ def _padded(arr: np.ndarray, rows: int, fill: float | bool) -> np.ndarray:
     return np.concatenate([arr, pad])
 
 
-@jax.jit
-def _slope_bin(slope: jax.Array) -> jax.Array:
-    """Histogram bin of each positive slope on a log grid (out-of-range slopes go to the end bins);
-    -1 for unused slots (slope 0)."""
-    pos = (jnp.log(jnp.maximum(slope, 1e-300)) - _LOG_SLOPE_LO) / (_LOG_SLOPE_HI - _LOG_SLOPE_LO)
-    b = jnp.clip(jnp.floor(pos * _N_BINS), 0, _N_BINS - 1).astype(jnp.int16)
-    return jnp.where(slope > 0, b, jnp.int16(-1))
-
-
 @partial(jax.jit, static_argnames=("r_pair",))
-def _chunk_pass(v: jax.Array, c: jax.Array, eligible: jax.Array, r_pair: float | None) -> tuple:
-    """One pass over a chunk: prune, frontier (slot-major), slope bins, base totals and every
-    segment's cost and value change (the per-bin float64 totals are a host ``bincount``: XLA's CPU
-    scatter is slow)."""
+def _keep(v: jax.Array, c: jax.Array, eligible: jax.Array, r_pair: float | None) -> jax.Array:
+    """Pruning inside jit (see :func:`policies.pruning.prune_mask_unchecked`)."""
     keep = eligible & (v > 0)
     if r_pair is not None:
         keep &= v >= r_pair * c
-    keep = keep.at[:, 0].set(True)
-    fr = frontier_slot_major(v, c, keep)
-    rows = jnp.arange(v.shape[0])
-    return (fr.base.astype(jnp.int16), fr.to_action.astype(jnp.int16), _slope_bin(fr.slope),
-            v[rows, fr.base].sum(), c[rows, fr.base].sum(), fr.d_cost, fr.d_value)
+    return keep.at[:, 0].set(True)
+
+
+def _choice_at_price(v_t: jax.Array, c_t: jax.Array, keep_t: jax.Array, price: jax.Array
+                     ) -> jax.Array:
+    """Each user's frontier vertex after every upgrade segment with slope > ``price``:
+    ``argmax_a v - price c`` over kept actions, ties to the cheaper action, then the lower index
+    (so a segment of slope exactly ``price`` is not taken). ``price = inf``: the cheapest kept
+    action (ties: the most valuable), the frontier's base. Action-major inputs (A, m)."""
+    at_inf = jnp.isinf(price)
+    finite_price = jnp.where(at_inf, 0.0, price)
+    m = v_t.shape[1]
+
+    def body(a, acc):
+        best1, best2, choice = acc
+        key1 = jnp.where(at_inf, -c_t[a], v_t[a] - finite_price * c_t[a])
+        key2 = jnp.where(at_inf, v_t[a], -c_t[a])
+        better = keep_t[a] & ((key1 > best1) | ((key1 == best1) & (key2 > best2)))
+        return (jnp.where(better, key1, best1), jnp.where(better, key2, best2),
+                jnp.where(better, a, choice).astype(jnp.int16))
+
+    init = (jnp.full(m, -jnp.inf), jnp.full(m, -jnp.inf), jnp.zeros(m, dtype=jnp.int16))
+    return over_actions(v_t.shape[0], body, init)[2]
+
+
+@partial(jax.jit, static_argnames=("r_pair",))
+def _bracket_pass(v: jax.Array, c: jax.Array, eligible: jax.Array, r_pair: float | None,
+                  price_lo: jax.Array, price_hi: jax.Array) -> tuple:
+    """One pass over a chunk: the choices at the two bracketing prices and their float64 totals
+    (value, cost). Users whose choices differ have frontier segments with slope in
+    (price_lo, price_hi]; all others are settled by this pass."""
+    keep_t = _keep(v, c, eligible, r_pair).T
+    v_t = v.astype(jnp.float64).T
+    c_t = c.astype(jnp.float64).T
+    # materialise the choices: otherwise XLA fuses each comparison chain into every consumer
+    a_lo, a_hi = jax.lax.optimization_barrier((_choice_at_price(v_t, c_t, keep_t, price_lo),
+                                               _choice_at_price(v_t, c_t, keep_t, price_hi)))
+
+    def totals(a):
+        zero = jnp.zeros(a.shape, dtype=jnp.float64)
+        chosen_v, chosen_c = select_rows(a, (v_t, c_t), (zero, zero))
+        return chosen_v.sum(), chosen_c.sum()
+
+    return a_lo, a_hi, *totals(a_lo), *totals(a_hi)
+
+
+@partial(jax.jit, static_argnames=("r_pair",))
+def _walk_from(v: jax.Array, c: jax.Array, eligible: jax.Array, r_pair: float | None,
+               start: jax.Array) -> tuple:
+    """The frontier walk of a batch of users from their ``start`` vertices (slot-major)."""
+    fr = frontier_slot_major(v, c, _keep(v, c, eligible, r_pair), start)
+    return fr.slope, fr.d_cost, fr.d_value, fr.to_action.astype(jnp.int16)
 
 
 def _iter_chunks(n: int, chunk_size: int) -> Iterator[tuple[int, int, int]]:
@@ -126,21 +164,26 @@ def _iter_chunks(n: int, chunk_size: int) -> Iterator[tuple[int, int, int]]:
         yield start, min(start + rows, n), rows
 
 
-def _greedy(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float, min_roi: float | None,
-            r_pair: float | None, chunk_size: int) -> Allocation:
-    n, n_actions = v.shape
-    # int16 action indices: int8 silently wrapped at 128 actions
-    base = np.empty(n, dtype=np.int16)
-    path = np.empty((n_actions - 1, n), dtype=np.int16)  # slot-major: path[j, i]
-    bins = np.empty((n_actions - 1, n), dtype=np.int16)
-    base_v = base_c = 0.0
-    hc = np.zeros(_N_BINS)
-    hv = np.zeros(_N_BINS)
+class _Pass(NamedTuple):
+    """Result of a bracket pass over all users."""
+
+    action_hi: np.ndarray       # (n,) int16 choices at price_hi
+    straddlers: np.ndarray      # (s,) users whose choice at price_lo differs
+    totals_lo: tuple[float, float]
+    totals_hi: tuple[float, float]
+
+
+def _run_bracket_pass(v: np.ndarray, c: np.ndarray, e: np.ndarray, r_pair: float | None,
+                      price_lo: float, price_hi: float, chunk_size: int) -> _Pass:
+    n = v.shape[0]
+    action_hi = np.empty(n, dtype=np.int16)
+    straddlers = []
+    tot = np.zeros(4)
 
     def launch(start, stop, rows):
-        return _chunk_pass(_padded(np.asarray(v[start:stop], dtype=np.float64), rows, 0.0),
-                           _padded(np.asarray(c[start:stop], dtype=np.float64), rows, 0.0),
-                           _padded(e[start:stop], rows, False), r_pair)
+        return _bracket_pass(_padded(np.asarray(v[start:stop], dtype=np.float64), rows, 0.0),
+                             _padded(np.asarray(c[start:stop], dtype=np.float64), rows, 0.0),
+                             _padded(e[start:stop], rows, False), r_pair, price_lo, price_hi)
 
     chunks = list(_iter_chunks(n, chunk_size))
     pending = launch(*chunks[0])
@@ -149,76 +192,174 @@ def _greedy(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float, min_roi:
         if idx + 1 < len(chunks):  # dispatch the next chunk before the host work on this one
             pending = launch(*chunks[idx + 1])
         m = stop - start
-        base[start:stop] = np.asarray(out[0])[:m]
-        path[:, start:stop] = np.asarray(out[1])[:, :m]
-        chunk_bins = np.asarray(out[2])[:, :m]
-        bins[:, start:stop] = chunk_bins
-        base_v += float(out[3])
-        base_c += float(out[4])
-        valid = chunk_bins >= 0
-        b = chunk_bins[valid]
-        hc += np.bincount(b, weights=np.asarray(out[5])[:, :m][valid], minlength=_N_BINS)
-        hv += np.bincount(b, weights=np.asarray(out[6])[:, :m][valid], minlength=_N_BINS)
-    if base_c > budget:
-        raise ValueError(f"budget: {budget} is below the cheapest reachable total cost {base_c} "
-                         "(offers with negative incremental cost). Fix: raise the budget.")
-    # cumulative totals taking bins from the steepest slope down
-    cum_c = base_c + np.cumsum(hc[::-1])[::-1]
-    cum_v = base_v + np.cumsum(hv[::-1])[::-1]
-    violated = cum_c > budget
-    if min_roi is not None:
-        violated |= cum_v < min_roi * cum_c
-    crossing = int(np.flatnonzero(violated).max()) if violated.any() else -1
+        a_lo = np.asarray(out[0])[:m]
+        action_hi[start:stop] = a_hi = np.asarray(out[1])[:m]
+        straddlers.append(start + np.flatnonzero(a_lo != a_hi))
+        tot += [float(x) for x in out[2:]]  # padded rows choose no-offer: zero totals
+    return _Pass(action_hi, np.concatenate(straddlers), (tot[0], tot[1]), (tot[2], tot[3]))
 
-    # segments strictly above the crossing bin are taken; exact greedy inside it
-    k_taken = np.zeros(n, dtype=np.int16)
+
+class _Segments(NamedTuple):
+    """Upgrade segments of a set of users, flattened: user, slot, slope, cost and value change;
+    plus each user's walk (slot-major ``to_action``)."""
+
+    user: np.ndarray
+    slot: np.ndarray
+    slope: np.ndarray
+    d_cost: np.ndarray
+    d_value: np.ndarray
+    path: np.ndarray  # (A-1, len(users)) int16: vertex after each segment
+
+
+def _segments(v: np.ndarray, c: np.ndarray, e: np.ndarray, r_pair: float | None,
+              users: np.ndarray, start: np.ndarray, price_lo: float, chunk_size: int
+              ) -> _Segments:
+    """Frontier segments with slope > ``price_lo`` of ``users``, walking from ``start``.
+    Slopes are made non-increasing along each walk (a running minimum) so rounding can never
+    order a later segment of a user before an earlier one."""
+    n_slots = v.shape[1] - 1
+    s = len(users)
+    slope = np.zeros((n_slots, s))
+    d_cost = np.zeros((n_slots, s))
+    d_value = np.zeros((n_slots, s))
+    path = np.empty((n_slots, s), dtype=np.int16)
+    for lo, hi, rows in _iter_chunks(s, chunk_size):
+        idx = users[lo:hi]
+        out = _walk_from(_padded(np.asarray(v[idx], dtype=np.float64), rows, 0.0),
+                         _padded(np.asarray(c[idx], dtype=np.float64), rows, 0.0),
+                         _padded(e[idx], rows, False), r_pair,
+                         _padded(start[lo:hi].astype(np.int16), rows, 0))
+        m = hi - lo
+        slope[:, lo:hi] = np.asarray(out[0])[:, :m]
+        d_cost[:, lo:hi] = np.asarray(out[1])[:, :m]
+        d_value[:, lo:hi] = np.asarray(out[2])[:, :m]
+        path[:, lo:hi] = np.asarray(out[3])[:, :m]
+    slope = np.minimum.accumulate(slope, axis=0)
+    sj, su = np.nonzero(slope > price_lo)
+    return _Segments(su, sj, slope[sj, su], d_cost[sj, su], d_value[sj, su], path)
+
+
+def _pilot_bracket(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float,
+                   min_roi: float | None, r_pair: float | None, pilot_size: int, widen: int,
+                   chunk_size: int) -> tuple[float, float]:
+    """A price bracket [price_lo, price_hi] that should contain the optimal price: the exact
+    greedy on a random subsample of users (scaled to n) locates the crossing segment; the bracket
+    spans ``widen`` times 4 sqrt(rank) + 32 sample segments either side of it (a few standard
+    deviations of the crossing rank). Only speed depends on it: the caller verifies the bracket
+    and widens it if the full pass shows it missed."""
+    n = v.shape[0]
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(n, size=pilot_size, replace=False))
+    vs, cs, es = (np.asarray(x[sample]) for x in (v, c, e))
+    base = np.asarray(_run_bracket_pass(vs, cs, es, r_pair, 0.0, np.inf, chunk_size).action_hi)
+    rows = np.arange(pilot_size)
+    base_c = float(cs[rows, base].sum())
+    base_v = float(vs[rows, base].sum())
+    seg = _segments(vs, cs, es, r_pair, rows, base, 0.0, chunk_size)
+    order = np.argsort(-seg.slope, kind="stable")
+    scale = n / pilot_size
+    cum_c = scale * (base_c + np.cumsum(seg.d_cost[order]))
+    cum_v = scale * (base_v + np.cumsum(seg.d_value[order]))
+    bad = cum_c > budget
+    if min_roi is not None:
+        bad |= cum_v < min_roi * cum_c
+    if not bad.any():
+        return 0.0, _slope_at(seg.slope[order], len(order) - 1 - widen * 32)
+    rank = int(np.argmax(bad))
+    half = int(widen * (4 * np.sqrt(rank + 1) + 32))
+    sorted_slopes = seg.slope[order]
+    return _slope_at(sorted_slopes, rank + half, lo=True), _slope_at(sorted_slopes, rank - half)
+
+
+def _slope_at(sorted_slopes: np.ndarray, k: int, lo: bool = False) -> float:
+    """Slope at rank k of a decreasing list; beyond the ends: 0 (lower end) or inf (upper)."""
+    if k < 0:
+        return np.inf
+    if k >= len(sorted_slopes):
+        return 0.0 if lo else float(sorted_slopes[-1])
+    return float(sorted_slopes[k])
+
+
+def _feasible(totals: tuple[float, float], budget: float, min_roi: float | None) -> bool:
+    value, cost = totals
+    return cost <= budget and (min_roi is None or value >= min_roi * cost)
+
+
+def _greedy(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float, min_roi: float | None,
+            r_pair: float | None, chunk_size: int) -> Allocation:
+    n, n_actions = v.shape
+    # 1. a price bracket: from a pilot subsample for large n, else everything (0, inf)
+    price_lo, price_hi = 0.0, np.inf
+    use_pilot = n >= PILOT_MIN_USERS
+    widen = 1
+    if use_pilot:
+        pilot = min(PILOT_USERS, max(n // 16, 1024))
+        price_lo, price_hi = _pilot_bracket(v, c, e, budget, min_roi, r_pair, pilot, widen,
+                                            chunk_size)
+    # 2. one pass at both prices; widen until the optimum is inside (feasible at price_hi,
+    # infeasible at price_lo or price_lo = 0)
+    while True:
+        bp = _run_bracket_pass(v, c, e, r_pair, price_lo, price_hi, chunk_size)
+        hi_ok = _feasible(bp.totals_hi, budget, min_roi)
+        lo_ok = _feasible(bp.totals_lo, budget, min_roi)
+        if np.isinf(price_hi) and bp.totals_hi[1] > budget:
+            raise ValueError(f"budget: {budget} is below the cheapest reachable total cost "
+                             f"{bp.totals_hi[1]} (offers with negative incremental cost). Fix: "
+                             "raise the budget.")
+        if (hi_ok or np.isinf(price_hi)) and (not lo_ok or price_lo == 0.0):
+            break
+        widen *= 4  # missed: fall back towards the full range
+        if widen > 64:
+            price_lo, price_hi = 0.0, np.inf
+        elif not hi_ok:
+            price_lo, price_hi = price_hi, (np.inf if widen > 16 else price_hi * (1 + widen))
+        else:
+            price_lo, price_hi = (0.0 if widen > 16 else price_lo / (1 + widen)), price_lo
+
+    # 3. exact greedy over the segments inside the bracket, from the state at price_hi
+    users = bp.straddlers
+    seg = _segments(v, c, e, r_pair, users, bp.action_hi[users], price_lo, chunk_size)
+    state_v, state_c = bp.totals_hi
+    order = np.lexsort((seg.slot, seg.user, -seg.slope))
+    su, ss, sc, sv = seg.user[order], seg.slope[order], seg.d_cost[order], seg.d_value[order]
+    after_c = state_c + np.cumsum(sc)
+    after_v = state_v + np.cumsum(sv)
+    bad = after_c > budget
+    if min_roi is not None:
+        bad |= after_v < min_roi * after_c
+    stop_at = int(np.argmax(bad)) if bad.any() else len(su)
+    k_taken = np.zeros(len(users), dtype=np.int64)
+    np.add.at(k_taken, su[:stop_at], 1)
     frac_user, theta, price = -1, 0.0, 0.0
     budget_binds = roi_binds = False
-    for start in range(0, n, chunk_size):
-        k_taken[start:start + chunk_size] = (bins[:, start:start + chunk_size] > crossing).sum(0)
-    if crossing >= 0:
-        state_c = base_c + hc[crossing + 1:].sum()
-        state_v = base_v + hv[crossing + 1:].sum()
-        sj, su = np.nonzero(bins == crossing)
-        prev = np.where(sj == 0, base[su], path[np.maximum(sj - 1, 0), su]).astype(np.int64)
-        to = path[sj, su].astype(np.int64)
-        sc = np.asarray(c[su, to], dtype=np.float64) - np.asarray(c[su, prev], dtype=np.float64)
-        sv = np.asarray(v[su, to], dtype=np.float64) - np.asarray(v[su, prev], dtype=np.float64)
-        ss = sv / sc
-        order = np.lexsort((sj, su, -ss))
-        su, sj, ss, sc, sv = su[order], sj[order], ss[order], sc[order], sv[order]
-        after_c = state_c + np.cumsum(sc)
-        after_v = state_v + np.cumsum(sv)
-        bad = after_c > budget
-        if min_roi is not None:
-            bad |= after_v < min_roi * after_c
-        stop_at = int(np.argmax(bad)) if bad.any() else len(su)
-        np.add.at(k_taken, su[:stop_at], 1)
-        if stop_at < len(su):
-            cur_c = state_c + sc[:stop_at].sum()
-            cur_v = state_v + sv[:stop_at].sum()
-            th_budget = (budget - cur_c) / sc[stop_at]
-            th_roi = np.inf
-            if min_roi is not None and after_v[stop_at] < min_roi * after_c[stop_at]:
-                th_roi = (cur_v - min_roi * cur_c) / (min_roi * sc[stop_at] - sv[stop_at])
-            theta = float(np.clip(min(th_budget, th_roi), 0.0, 1.0))
-            budget_binds = th_budget <= th_roi
-            roi_binds = not budget_binds
-            price = float(ss[stop_at])
-            if theta > 0.0:
-                frac_user = int(su[stop_at])
+    if stop_at < len(su):
+        cur_c = state_c + sc[:stop_at].sum()
+        cur_v = state_v + sv[:stop_at].sum()
+        th_budget = (budget - cur_c) / sc[stop_at]
+        th_roi = np.inf
+        if min_roi is not None and after_v[stop_at] < min_roi * after_c[stop_at]:
+            th_roi = (cur_v - min_roi * cur_c) / (min_roi * sc[stop_at] - sv[stop_at])
+        theta = float(np.clip(min(th_budget, th_roi), 0.0, 1.0))
+        budget_binds = th_budget <= th_roi
+        roi_binds = not budget_binds
+        price = float(ss[stop_at])
+        if theta >= 1.0:  # the whole segment fits: taken, nobody fractional
+            k_taken[su[stop_at]] += 1
+        elif theta > 0.0:
+            frac_user = int(su[stop_at])
 
-    action = base.astype(np.int64)
-    has = k_taken > 0
-    action[has] = path[k_taken[has] - 1, has]
+    action = bp.action_hi.astype(np.int64)
+    moved = np.flatnonzero(k_taken > 0)
+    action[users[moved]] = seg.path[k_taken[moved] - 1, moved]
     dist = np.zeros((n, n_actions))
     dist[np.arange(n), action] = 1.0
     if frac_user >= 0:
-        nxt = int(path[k_taken[frac_user], frac_user])
-        dist[frac_user, action[frac_user]] = 1.0 - theta
-        dist[frac_user, nxt] = theta
+        i = int(users[frac_user])
+        nxt = int(seg.path[k_taken[frac_user], frac_user])
+        dist[i, action[i]] = 1.0 - theta
+        dist[i, nxt] = theta
         if theta > 0.5:
-            action[frac_user] = nxt
+            action[i] = nxt
     exp_v, exp_c = _totals(v, c, dist, chunk_size)
     lam = price if budget_binds else 0.0
     mu = price / (min_roi - price) if roi_binds and min_roi is not None and min_roi > price else 0.0
@@ -350,6 +491,10 @@ def _dual(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float, min_roi: f
             dist[users, 0] += take
         cap_binds = dist.sum(axis=0) >= capacity - 1e-9
     exp_v, exp_c = _totals(v, c, dist, DEFAULT_CHUNK)
+    # the capacity repair moves users to no-offer: a constraint that bound before may not now
+    tol = 1e-9 * max(1.0, budget)
+    budget_binds = budget_binds and exp_c >= budget - tol
+    roi_binds = roi_binds and min_roi is not None and exp_v <= min_roi * exp_c + tol
     price = float(p_hi)
     lam = price if budget_binds else 0.0
     mu = price / (min_roi - price) if roi_binds and min_roi is not None and min_roi > price else 0.0

@@ -12,7 +12,8 @@ this frontier, which is why greedy on the segments is exact.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -49,38 +50,95 @@ class SlotMajorFrontier(NamedTuple):
     to_action: jax.Array
 
 
-def frontier_slot_major(tau_value: jax.Array, tau_cost: jax.Array, keep: jax.Array
-                        ) -> SlotMajorFrontier:
+UNROLL_MAX_ACTIONS = 32
+
+
+def over_actions(n_actions: int, body: Callable[[Any, Any], Any], init: Any) -> Any:
+    """``carry = body(a, carry)`` for a = 0 .. n_actions-1: unrolled in Python for a small action
+    axis (XLA then fuses the whole chain into one elementwise loop over the users), a
+    ``lax.fori_loop`` for a large one (bounded compile time)."""
+    if n_actions <= UNROLL_MAX_ACTIONS:
+        carry = init
+        for a in range(n_actions):
+            carry = body(a, carry)
+        return carry
+    return jax.lax.fori_loop(0, n_actions, body, init)
+
+
+def select_rows(index: jax.Array, rows: tuple[jax.Array, ...], init: tuple[jax.Array, ...]
+                ) -> tuple[jax.Array, ...]:
+    """``row[index[i], i]`` for each action-major ``row (A, m)``; ``init`` where index is out of
+    range. The elementwise form of ``take_along_axis`` (XLA's CPU gather runs row by row)."""
+
+    def body(a, acc):
+        hit = index == a
+        return tuple(jnp.where(hit, r[a], x) for r, x in zip(rows, acc, strict=True))
+
+    return over_actions(rows[0].shape[0], body, init)
+
+
+def frontier_slot_major(tau_value: jax.Array, tau_cost: jax.Array, keep: jax.Array,
+                        start: jax.Array | None = None) -> SlotMajorFrontier:
     """The gift-wrapping walk (traceable; call inside ``jit``). Cost O(m A L) for frontiers of
-    length at most L: the walk stops as soon as no user in the batch can move."""
-    v = jnp.where(keep, tau_value.astype(jnp.float64), -jnp.inf)
-    c = tau_cost.astype(jnp.float64)
-    m, n_actions = v.shape
-    c_masked = jnp.where(keep, c, jnp.inf)
-    cheapest = keep & (c_masked == c_masked.min(axis=1, keepdims=True))
-    base = jnp.argmax(jnp.where(cheapest, v, -jnp.inf), axis=1)
+    length at most L: the walk stops as soon as no user in the batch can move. ``start (m,)``:
+    begin the walk at these actions (vertices of the frontier, e.g. the choice at some price)
+    instead of the cheapest point; ``base`` is then ``start``.
+
+    Action-major (A, m) and elementwise over the users: every step is one comparison chain over
+    the actions (no per-row argmax or gather, which XLA's CPU backend runs row by row; slopes are
+    compared by cross-multiplication, ``dv_a dc_b > dv_b dc_a`` with both ``dc > 0``, so there is
+    one division per step, not one per action). On exact slope ties the lowest action index
+    wins."""
+    keep_t = keep.T
+    v_t = jnp.where(keep_t, tau_value.astype(jnp.float64).T, -jnp.inf)  # (A, m)
+    c_t = tau_cost.astype(jnp.float64).T
+    n_actions, m = v_t.shape
     n_slots = n_actions - 1
+
+    if start is None:
+        # the cheapest kept action (ties: the most valuable, then the lowest index)
+        c_min = jnp.min(jnp.where(keep_t, c_t, jnp.inf), axis=0)
+
+        def cheapest(a, acc):
+            base, base_v = acc
+            better = keep_t[a] & (c_t[a] == c_min) & (v_t[a] > base_v)
+            return jnp.where(better, a, base).astype(jnp.int32), jnp.where(better, v_t[a], base_v)
+
+        base, base_v = over_actions(n_actions, cheapest,
+                                    (jnp.zeros(m, dtype=jnp.int32), jnp.full(m, -jnp.inf)))
+        base_c = c_min
+    else:
+        base = start.astype(jnp.int32)
+        base_v, base_c = select_rows(base, (v_t, c_t), (jnp.full(m, -jnp.inf), jnp.zeros(m)))
+
+    def steepest(cur, vc, cc):
+        def body(a, acc):
+            best_dv, best_dc, found, nxt = acc
+            dc = c_t[a] - cc
+            dv = v_t[a] - vc  # -inf on pruned pairs, so they never qualify
+            candidate = (dc > 0) & (dv > 0)
+            better = candidate & (~found | (dv * best_dc > best_dv * dc))
+            return (jnp.where(better, dv, best_dv), jnp.where(better, dc, best_dc),
+                    found | candidate, jnp.where(better, a, nxt).astype(jnp.int32))
+
+        init = (jnp.zeros(m), jnp.ones(m), jnp.zeros(m, dtype=bool), cur)
+        # materialise the choice: otherwise XLA fuses the whole chain into every consumer
+        return jax.lax.optimization_barrier(over_actions(n_actions, body, init)[3])
 
     def cond(state):
         return (state[0] < n_slots) & state[-1]
 
     def body(state):
         j, cur, vc, cc, slope_out, dc_out, dv_out, to_out, _ = state
-        dc = c - cc[:, None]
-        dv = v - vc[:, None]  # -inf on pruned pairs, so they never qualify
-        slope = jnp.where((dc > 0) & (dv > 0), dv / dc, -jnp.inf)
-        nxt = jnp.argmax(slope, axis=1)
-        best = _pick(slope, nxt)
-        ok = best > -jnp.inf
-        nxt = jnp.where(ok, nxt, cur)
-        vn = _pick(v, nxt)
-        cn = _pick(c, nxt)
-        return (j + 1, nxt, vn, cn, slope_out.at[j].set(jnp.where(ok, best, 0.0)),
-                dc_out.at[j].set(cn - cc), dv_out.at[j].set(vn - vc), to_out.at[j].set(nxt),
-                ok.any())
+        nxt = steepest(cur, vc, cc)
+        vn, cn = select_rows(nxt, (v_t, c_t), (vc, cc))
+        ok = nxt != cur
+        slope = jnp.where(ok, (vn - vc) / jnp.where(ok, cn - cc, 1.0), 0.0)
+        return (j + 1, nxt, vn, cn, slope_out.at[j].set(slope), dc_out.at[j].set(cn - cc),
+                dv_out.at[j].set(vn - vc), to_out.at[j].set(nxt), ok.any())
 
     zeros = jnp.zeros((n_slots, m))
-    init = (0, base, _pick(v, base), _pick(c, base), zeros, zeros, zeros,
+    init = (0, base, base_v, base_c, zeros, zeros, zeros,
             jnp.broadcast_to(base[None, :], (n_slots, m)), True)
     _, _, _, _, slope, d_cost, d_value, to_action, _ = jax.lax.while_loop(cond, body, init)
     return SlotMajorFrontier(base, slope, d_cost, d_value, to_action)

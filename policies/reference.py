@@ -6,7 +6,8 @@ surviving (user, action) pair, built with sparse matrices and solved by
 about 40x faster than dual simplex on these instances; crossover returns a vertex, so at most one
 user per coupling constraint is fractional). Meant for n <= 200,000 users (it is the audit, not the
 production path). Also reports the integrality gap: the LP objective minus the value of the integer
-allocation obtained by sending every fractional user to its cheapest used action.
+allocation obtained by rounding every fractional user to one action (the most valuable of its
+used actions and no-offer that keeps every constraint satisfied).
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ MAX_REFERENCE_USERS = 200_000
 class LPReference(NamedTuple):
     """HiGHS solution: ``objective`` (total incremental value of the LP optimum), ``cost``,
     ``action_dist (n, K+1)``, ``budget_dual`` (value per unit of budget), ``integer_objective``
-    (fractional users rounded to their cheapest used action), ``integrality_gap`` = objective -
-    integer_objective, ``n_fractional``, ``seconds`` (HiGHS wall time incl. model build)."""
+    (fractional users rounded to a single feasible action, see :func:`_round_fractional`),
+    ``integrality_gap`` = objective - integer_objective, ``n_fractional``, ``seconds`` (HiGHS wall
+    time incl. model build),
+    ``integer_action (n,)`` the rounded integer allocation."""
 
     objective: float
     cost: float
@@ -44,6 +47,7 @@ class LPReference(NamedTuple):
     integrality_gap: float
     n_fractional: int
     seconds: float
+    integer_action: np.ndarray
 
 
 def solve_lp_highs(tau_value: ArrayLike, tau_cost: ArrayLike, *, budget: float,
@@ -80,8 +84,7 @@ def solve_lp_highs(tau_value: ArrayLike, tau_cost: ArrayLike, *, budget: float,
         capped = np.flatnonzero(np.isfinite(cap))
         if capped.size:
             sel = np.isin(actions, capped)
-            row_of = {a: k for k, a in enumerate(capped)}
-            rr = np.array([row_of[a] for a in actions[sel]], dtype=np.int64)
+            rr = np.searchsorted(capped, actions[sel])  # capped is sorted: row of each action
             a_cap = sp.csr_matrix((np.ones(sel.sum()), (rr, cols[sel])), shape=(capped.size, nv))
             a_ub = sp.vstack([a_ub, a_cap]).tocsr()
             b_ub.extend(cap[capped].tolist())
@@ -96,14 +99,40 @@ def solve_lp_highs(tau_value: ArrayLike, tau_cost: ArrayLike, *, budget: float,
     dist[users, actions] = x
     dist /= dist.sum(axis=1, keepdims=True)
     frac = dist.max(axis=1) < 1.0 - 1e-9
-    rounded = dist.copy()
-    for i in np.flatnonzero(frac):  # cheapest used action keeps every constraint satisfied
-        used = np.flatnonzero(dist[i] > 1e-12)
-        a = used[np.argmin(c[i, used])]
-        rounded[i] = 0.0
-        rounded[i, a] = 1.0
+    rounded = _round_fractional(dist, v, c, np.flatnonzero(frac), b, r, cap)
     objective = float(np.sum(dist * v))
     integer_objective = float(np.sum(rounded * v))
     budget_dual = float(-res.ineqlin.marginals[0]) if res.ineqlin is not None else float("nan")
     return LPReference(objective, float(np.sum(dist * c)), dist, budget_dual, integer_objective,
-                       objective - integer_objective, int(frac.sum()), seconds)
+                       objective - integer_objective, int(frac.sum()), seconds,
+                       rounded.argmax(axis=1))
+
+
+def _round_fractional(dist: np.ndarray, v: np.ndarray, c: np.ndarray, users: np.ndarray,
+                      budget: float, min_roi: float | None, cap: np.ndarray | None) -> np.ndarray:
+    """An integer allocation from the LP optimum: each fractional user (one by one) gets the most
+    valuable action among its used actions and no-offer that keeps the budget, the ROI floor and
+    the capacities satisfied given everyone else; if none does (possible only when the rest of
+    the plan already violates a constraint by rounding noise), its cheapest used action."""
+    rounded = dist.copy()
+    tol = 1e-9 * max(1.0, budget)
+    for i in users:
+        rounded[i] = 0.0
+        cost_rest = float(np.sum(rounded * c))
+        value_rest = float(np.sum(rounded * v))
+        counts_rest = rounded.sum(axis=0)
+        used = np.flatnonzero(dist[i] > 1e-12)
+        options = sorted(set(used.tolist()) | {0}, key=lambda a: -v[i, a])
+        choice = int(used[np.argmin(c[i, used])])
+        for a in options:
+            cost, value = cost_rest + c[i, a], value_rest + v[i, a]
+            ok = cost <= budget + tol
+            if min_roi is not None:
+                ok &= value >= min_roi * cost - tol
+            if cap is not None:
+                ok &= counts_rest[a] + 1.0 <= cap[a] + 1e-9
+            if ok:
+                choice = int(a)
+                break
+        rounded[i, choice] = 1.0
+    return rounded

@@ -223,3 +223,92 @@ def test_many_actions_keep_their_indices():
     alloc = allocate(value, cost, budget=1e9)  # unconstrained: each user's best action
     np.testing.assert_array_equal(alloc.action, value.argmax(axis=1))
     assert alloc.expected_value == pytest.approx(value.max(axis=1).sum())
+
+
+@pytest.fixture(scope="module")
+def pooled_truth(truth_batch):
+    """All seeds' users in one instance (9,000 users)."""
+    return tuple(np.concatenate(x) for x in zip(*truth_batch, strict=True))
+
+
+def _same_allocation(a, b):
+    assert a.expected_value == pytest.approx(b.expected_value, rel=1e-12)
+    assert a.expected_cost == pytest.approx(b.expected_cost, rel=1e-12, abs=1e-12)
+    assert (a.budget_binds, a.roi_binds) == (b.budget_binds, b.roi_binds)
+    np.testing.assert_allclose(a.action_dist, b.action_dist, atol=1e-12)
+
+
+@pytest.mark.parametrize(("share", "min_roi"), [(0.01, None), (0.15, None), (0.6, None),
+                                                (5.0, None), (0.6, 2.5)])
+def test_pilot_bracket_gives_the_exact_answer(pooled_truth, monkeypatch, share, min_roi):
+    """Large n first brackets the optimal price on a user subsample and walks only the users
+    whose choice changes inside the bracket; the answer must equal the full walk's (and HiGHS)."""
+    from policies import allocation
+
+    tv, tc, e = pooled_truth
+    budget = _budget(tc, e, share)
+    full = allocate(tv, tc, budget=budget, eligible=e, min_roi=min_roi)
+    monkeypatch.setattr(allocation, "PILOT_MIN_USERS", 1)  # pilot of 1,024 of the 9,000 users
+    piloted = allocate(tv, tc, budget=budget, eligible=e, min_roi=min_roi)
+    _same_allocation(piloted, full)
+    ref = solve_lp_highs(tv, tc, budget=budget, eligible=e, min_roi=min_roi)
+    assert piloted.expected_value == pytest.approx(ref.objective, rel=1e-7)
+
+
+@pytest.mark.parametrize("bracket", [(40.0, 80.0), (1e-6, 2e-6), (0.0, 1e-9), (5.0, np.inf)])
+def test_a_missed_bracket_is_widened_not_trusted(pooled_truth, monkeypatch, bracket):
+    """A pilot bracket that misses the optimal price (too high, too low, empty) must be detected
+    by the full pass and widened until it holds the optimum: same answer as the full walk."""
+    from policies import allocation
+
+    tv, tc, e = pooled_truth
+    budget = _budget(tc, e, 0.15)
+    full = allocate(tv, tc, budget=budget, eligible=e)
+    monkeypatch.setattr(allocation, "PILOT_MIN_USERS", 1)
+    monkeypatch.setattr(allocation, "_pilot_bracket", lambda *args, **kwargs: bracket)
+    passes = []
+    real_pass = allocation._run_bracket_pass
+    monkeypatch.setattr(allocation, "_run_bracket_pass",
+                        lambda *args: passes.append(args[4:6]) or real_pass(*args))
+    _same_allocation(allocate(tv, tc, budget=budget, eligible=e), full)
+    assert len(passes) >= 2, "the missed bracket was not widened"
+    assert passes[0] == bracket
+
+
+def test_ties_and_collinear_points_with_the_pilot(monkeypatch):
+    """Integer effects: many equal slopes, duplicate and collinear points, prices landing exactly
+    on segment slopes. The piloted greedy still solves the LP exactly (HiGHS)."""
+    from policies import allocation
+
+    rng = np.random.default_rng(11)
+    n, k1 = 6000, 9
+    tv = rng.integers(-3, 9, size=(n, k1)).astype(float)
+    tc = rng.integers(-1, 9, size=(n, k1)).astype(float)
+    tv[:, 0] = tc[:, 0] = 0.0
+    e = rng.random((n, k1)) < 0.8
+    e[:, 0] = True
+    monkeypatch.setattr(allocation, "PILOT_MIN_USERS", 1)
+    for budget in (0.0, 500.0, 5000.0, 20000.0):
+        alloc = allocate(tv, tc, budget=budget, eligible=e)
+        ref = solve_lp_highs(tv, tc, budget=budget, eligible=e)
+        assert alloc.expected_value == pytest.approx(ref.objective, rel=1e-9)
+        assert alloc.expected_cost <= budget + 1e-9
+        assert alloc.n_fractional <= 1
+
+
+def test_reference_rounding_keeps_every_constraint(truth_batch):
+    """The LP reference's integer allocation (its integrality-gap baseline) rounds the fractional
+    users without breaking the budget, the ROI floor or a capacity."""
+    tv, tc, e = truth_batch[1]
+    budget = _budget(tc, e, 0.15)
+    cap = np.full(tv.shape[1], np.inf)
+    cap[1:] = 40.0
+    ref = solve_lp_highs(tv, tc, budget=budget, eligible=e, min_roi=2.0, capacity=cap)
+    rows = np.arange(tv.shape[0])
+    a = ref.integer_action
+    cost, value = tc[rows, a].sum(), tv[rows, a].sum()
+    assert cost <= budget + 1e-9
+    assert value >= 2.0 * cost - 1e-9
+    assert (np.bincount(a, minlength=tv.shape[1]) <= cap + 1e-9).all()
+    assert value == pytest.approx(ref.integer_objective)
+    assert 0.0 <= ref.integrality_gap <= float(np.where(e, tv, 0).max()) * ref.n_fractional + 1e-9

@@ -82,6 +82,10 @@ def test_thompson_propensities_are_the_mean_allocation(users_truth):
     budget = 0.05 * tc.max(axis=1).sum()
     p = thompson_dist(draws_v, draws_c, budget=budget, eligible=e)
     assert np.allclose(p.sum(axis=1), 1.0) and (p[~e] == 0).all()
+    # the logged propensities are the average of the per-draw allocations, not one allocation
+    per_draw = [allocate(draws_v[s], tc, budget=budget, eligible=e).action_dist for s in range(4)]
+    np.testing.assert_allclose(p, np.mean(per_draw, axis=0), atol=1e-12)
+    assert not np.allclose(p, per_draw[0]), "draws too similar to test the mixing"
     # each draw meets the budget under the (shared) cost, hence so does the mixture
     assert float(np.sum(p * tc)) <= budget * (1 + 1e-9)
     floored = propensity_floor(p, e, floor=0.01)
