@@ -192,17 +192,56 @@ def _rows_and_checks(reward, action, pscore, action_dist, q_hat, support) -> tup
     return _Rows(w, r, q, dmv), checks
 
 
-@partial(jax.jit, static_argnames=("name",))
-def _estimate_kernel(name, reward, action, pscore, action_dist, q_hat, support, lambda_, z):
-    rows, checks = _rows_and_checks(reward, action, pscore, action_dist, q_hat, support)
+def _finish(name, rows: _Rows, unsupported, lambda_, z):
+    """The estimate, its analytic CI and the per-row influence terms from the per-row reductions."""
     c = jnp.ones_like(rows.r)
     value, phi = _KERNELS[name](rows, c, lambda_)
     n = rows.r.shape[0]
     se = jnp.sqrt(jnp.sum((phi - jnp.mean(phi)) ** 2) / (n - 1) / n)
     ess = jnp.sum(rows.w) ** 2 / jnp.sum(rows.w**2) if name != "dm" else jnp.asarray(n, float)
-    est = Estimate(value, se, value - z * se, value + z * se, n, ess, jnp.max(rows.w),
-                   checks.unsupported)
+    return Estimate(value, se, value - z * se, value + z * se, n, ess, jnp.max(rows.w),
+                    unsupported), phi
+
+
+@partial(jax.jit, static_argnames=("name",))
+def _estimate_kernel(name, reward, action, pscore, action_dist, q_hat, support, lambda_, z):
+    rows, checks = _rows_and_checks(reward, action, pscore, action_dist, q_hat, support)
+    est, phi = _finish(name, rows, checks.unsupported, lambda_, z)
     return est, checks, phi
+
+
+_rows_and_checks_jit = jax.jit(_rows_and_checks)
+_finish_jit = jax.jit(_finish, static_argnames=("name",))
+
+# NumPy (host) inputs with more rows than this are reduced chunk by chunk: each chunk of the
+# (n, K+1) arrays is copied to the device into a reused buffer and reduced to per-row terms, instead
+# of one copy of the whole arrays into fresh memory (measured 1.9x vs 3.3x the NumPy one-pass
+# floor at n = 10^7, K+1 = 11)
+CHUNK_ROWS = 1 << 16
+
+
+def _estimate_chunked(name, reward, action, pscore, action_dist, q_hat, support, lambda_, z):
+    """:func:`_estimate_kernel` for large host inputs: per-row reductions and checks chunk by
+    chunk, then the estimator on the (n,) per-row terms (same formulas, same float64 sums)."""
+    n = reward.shape[0]
+    parts, checks = [], []
+    for start in range(0, n, CHUNK_ROWS):
+        sl = slice(start, start + CHUNK_ROWS)
+        rows, chk = _rows_and_checks_jit(
+            reward[sl], action[sl], pscore[sl], action_dist[sl],
+            None if q_hat is None else q_hat[sl],
+            support if support.shape[0] == 1 else support[sl])
+        parts.append(rows)
+        checks.append((chk, min(n, start + CHUNK_ROWS) - start))
+    rows = _Rows(*(jnp.concatenate(x) for x in zip(*parts, strict=True)))
+    merged = _Checks(
+        max_row_error=jnp.max(jnp.stack([c.max_row_error for c, _ in checks])),
+        min_prob=jnp.min(jnp.stack([c.min_prob for c, _ in checks])),
+        nonfinite=jnp.any(jnp.stack([c.nonfinite for c, _ in checks])),
+        unsupported=sum(c.unsupported * m for c, m in checks) / n,
+    )
+    est, phi = _finish_jit(name, rows, merged.unsupported, lambda_, z)
+    return est, merged, phi
 
 
 # ------------------------------------------------------------------------------ host validation
@@ -305,8 +344,11 @@ def estimate(name: str, *, reward, action, pscore, action_dist, q_hat=None, lamb
         reward, action, pscore, action_dist, q_hat, name)
     n, k1 = action_dist.shape
     support = _support(action, k1, logging_dist, n)
-    est, checks, phi = _estimate_kernel(name, reward, action, pscore, action_dist,
-                                        q_hat if name in _NEEDS_Q else None, support, lam, z)
+    q = q_hat if name in _NEEDS_Q else None
+    on_host = not isinstance(action_dist, jax.Array) and (q is None or
+                                                           not isinstance(q, jax.Array))
+    kernel = _estimate_chunked if on_host and n > 4 * CHUNK_ROWS else _estimate_kernel
+    est, checks, phi = kernel(name, reward, action, pscore, action_dist, q, support, lam, z)
     _check_results(checks, q_hat is not None)
     est = Estimate(*(float(v) if i != 4 else int(v) for i, v in enumerate(est)))
     return (est, np.asarray(phi)) if return_influence else est

@@ -234,3 +234,49 @@ def test_cross_fit_q_hat_is_out_of_fold(uniform_log):
         cross_fit_q_hat(d.x, d.action, d.value, n_actions=k1, n_folds=1)
     with pytest.raises(ValueError, match="action"):
         cross_fit_q_hat(d.x, d.action, d.value, n_actions=2)
+
+
+# -------------------------------------------------------------------- chunked host reduction
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Force the chunked path (NumPy inputs with n > 4 chunks) on the 3,000-row log: 64-row
+    chunks, the last one partial."""
+    monkeypatch.setattr(ope, "CHUNK_ROWS", 64)
+
+
+@pytest.mark.parametrize("name", ope.ESTIMATORS)
+def test_chunked_reduction_equals_the_single_pass(arrays, name, monkeypatch):
+    lam = 3.0 if name in ("clipped_ips", "switch_dr", "dr_os") else None
+    whole, phi_whole = ope.estimate(name, **arrays, lambda_=lam, return_influence=True)
+    monkeypatch.setattr(ope, "CHUNK_ROWS", 64)
+    calls = []
+    real = ope._rows_and_checks_jit
+    monkeypatch.setattr(ope, "_rows_and_checks_jit", lambda *a: calls.append(1) or real(*a))
+    chunked, phi_chunked = ope.estimate(name, **arrays, lambda_=lam, return_influence=True)
+    assert len(calls) == -(-N // 64), "the chunked path was not taken"
+    for a, b in zip(whole, chunked, strict=True):
+        assert a == pytest.approx(b, rel=1e-12, abs=1e-15)
+    np.testing.assert_allclose(phi_whole, phi_chunked, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda a: dict(action_dist=np.where(np.arange(N)[:, None] == N - 2, 0.5,
+                                         a["action_dist"])), "action_dist"),
+    (lambda a: dict(q_hat=np.where(np.arange(N)[:, None] == N - 1, np.inf, a["q_hat"])), "q_hat"),
+    (lambda a: dict(reward=np.where(np.arange(N) == 1000, np.nan, a["reward"])), "reward"),
+])
+def test_chunked_reduction_still_rejects_bad_rows(arrays, small_chunks, change, field):
+    """A bad row in any chunk (here the middle and the last, partial one) is still an error."""
+    with pytest.raises(ValueError, match=field):
+        ope.dr(**_bad(arrays, **change(arrays)))
+
+
+def test_chunked_reduction_reports_unsupported_mass(arrays, small_chunks):
+    pi = np.full((N, K1), 0.8 / (K1 - 1))
+    pi[:, -1] = 0.2
+    logging_dist = np.ones((N, K1)) / K1
+    logging_dist[-100:, -1] = 0.0  # rows in the last two chunks never support action K
+    logging_dist[-100:, :-1] = 1 / (K1 - 1)
+    with pytest.warns(ope.UnsupportedActionWarning):
+        est = ope.ips(**{**arrays, "action_dist": pi}, logging_dist=logging_dist)
+    assert est.unsupported_mass == pytest.approx(0.2 * 100 / N, rel=1e-12)

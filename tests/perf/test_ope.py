@@ -36,9 +36,9 @@ def _numpy_floor(reward, action, pscore, action_dist, q_hat) -> tuple[float, flo
 
 
 def test_dr_analytic_ci_10m_vs_numpy_floor(benchmark):
-    """Two timings: NumPy inputs (JAX copies them host -> device before the jitted pass; that copy
-    alone costs about as much as the floor, and this JAX version does not alias NumPy buffers even
-    when 64-byte aligned) and JAX-resident inputs (what a JAX learner/policy upstream produces)."""
+    """Two timings: NumPy inputs (this JAX version does not alias NumPy buffers, so they are
+    copied host -> device; ``estimate`` does it chunk by chunk into reused buffers, see
+    ``ope.CHUNK_ROWS``) and JAX-resident inputs (what a JAX learner/policy upstream produces)."""
     n, k1 = 10_000_000, 11
     arrays = _arrays(n, k1)
     ope.dr(**arrays)  # compile once outside the timing
@@ -53,7 +53,8 @@ def test_dr_analytic_ci_10m_vs_numpy_floor(benchmark):
     ope.dr(**on_device)
     resident = min(_timed(lambda: ope.dr(**on_device)) for _ in range(3))
     print(f"\nDR + analytic CI, n={n:,}, K+1={k1}: NumPy one-pass floor {floor:.3f} s; "
-          f"ope.dr on NumPy inputs {ours:.3f} s ({ours / floor:.2f}x, incl. host->device copy); "
+          f"ope.dr on NumPy inputs {ours:.3f} s ({ours / floor:.2f}x, incl. the chunked "
+          f"host->device copy); "
           f"on JAX arrays {resident:.3f} s ({resident / floor:.2f}x; target <= 3x)")
     on_device.clear()
     gc.collect()
