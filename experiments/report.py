@@ -20,7 +20,8 @@ from experiments.store import ResultStore
 
 __all__ = ["aggregate", "write_report"]
 
-_VALUE_COLUMNS = {"suite", "config_hash", "seed", "value", "stderr", "ci_low", "ci_high", "ess"}
+_VALUE_COLUMNS = {"suite", "config_hash", "seed", "replicate_seed", "value", "stderr", "ci_low",
+                  "ci_high", "ess"}
 MAX_TABLE_ROWS = 80
 
 

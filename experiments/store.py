@@ -61,7 +61,8 @@ class ResultStore:
     def write(self, suite: str, config: Any, seed: int, rows: pd.DataFrame,
               command: str = "") -> Path:
         """Store one job's tidy rows with the ``suite, config_hash, seed`` keys and the config's
-        scalar keys as ``cfg.<key>`` columns."""
+        scalar keys as ``cfg.<key>`` columns. A ``seed`` column the suite wrote itself (inner
+        replicates) is kept as ``replicate_seed`` when it differs from the job seed."""
         if "metric" not in rows.columns or "value" not in rows.columns:
             raise ValueError(f"rows: suite {suite!r} returned no 'metric'/'value' columns. Fix: "
                              "return tidy rows (one metric value per row).")
@@ -72,7 +73,11 @@ class ResultStore:
             text = json.dumps({"suite": suite, "config_hash": chash, "config": flat,
                                "command": command}, indent=2, sort_keys=True)
             _atomic_write_bytes(meta, lambda tmp: Path(tmp).write_text(text))
-        out = rows.drop(columns=["seed"], errors="ignore").copy()
+        out = rows.copy()
+        if "seed" in out.columns:  # a suite's own replicate seeds are kept, not overwritten
+            same = (out["seed"] == seed).all()
+            out = out.drop(columns=["seed"]) if same else out.rename(
+                columns={"seed": "replicate_seed"})
         out.insert(0, "seed", seed)
         out.insert(0, "config_hash", chash)
         out.insert(0, "suite", suite)

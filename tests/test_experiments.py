@@ -85,6 +85,13 @@ def test_store_writes_atomically_and_reads_back(tmp_path, monkeypatch):
     assert sorted(p.name for p in path.parent.iterdir()) == ["config.json", "seed=3.parquet"]
     with pytest.raises(ValueError, match="rows: suite"):
         store.write("horizons", cfg, 5, pd.DataFrame({"x": [1]}))
+    # a suite's own replicate seeds survive next to the job seed
+    inner = rows.assign(seed=[0, 1])
+    store.write("horizons", cfg, 6, inner)
+    six = store.read("horizons").query("seed == 6")
+    assert list(six["replicate_seed"]) == [0, 1]
+    store.write("horizons", cfg, 7, rows.assign(seed=7))  # equal to the job seed: one column
+    assert store.read("horizons").query("seed == 7")["replicate_seed"].isna().all()
 
 
 def test_report_renders_tables_figures_and_commands(tmp_path):
