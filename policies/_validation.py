@@ -14,10 +14,10 @@ def check_effects(tau_value: ArrayLike, tau_cost: ArrayLike) -> tuple[np.ndarray
     v = np.asarray(tau_value)
     c = np.asarray(tau_cost)
     for name, arr in (("tau_value", v), ("tau_cost", c)):
-        if arr.ndim != 2 or arr.shape[1] < 2:
-            raise ValueError(f"{name}: expected shape (n, K+1) with K >= 1 offers, got "
-                             f"{arr.shape}. Fix: pass one row per user and one column per action, "
-                             "column 0 = no offer.")
+        if arr.ndim != 2 or arr.shape[1] < 2 or arr.shape[0] < 1:
+            raise ValueError(f"{name}: expected shape (n, K+1) with n >= 1 users and K >= 1 "
+                             f"offers, got {arr.shape}. Fix: pass one row per user and one column "
+                             "per action, column 0 = no offer.")
         if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
             raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}.")
         if not np.all(np.isfinite(arr)):

@@ -177,6 +177,8 @@ def test_frontier_is_the_upper_convex_hull():
     ("kwargs", "field"),
     [
         ({"tau_value": np.zeros((3,)), "budget": 1.0}, "tau_value"),
+        ({"tau_value": np.zeros((0, 3)), "tau_cost": np.zeros((0, 3)), "budget": 1.0},
+         "tau_value"),
         ({"tau_value": np.full((3, 3), np.nan), "budget": 1.0}, "tau_value"),
         ({"tau_value": np.ones((3, 3)), "budget": 1.0}, r"tau_value\[:, 0\]"),
         ({"budget": -1.0}, "budget"),
