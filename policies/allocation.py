@@ -169,6 +169,7 @@ class _Pass(NamedTuple):
 
     action_hi: np.ndarray       # (n,) int16 choices at price_hi
     straddlers: np.ndarray      # (s,) users whose choice at price_lo differs
+    straddler_lo: np.ndarray    # (s,) their choices at price_lo
     totals_lo: tuple[float, float]
     totals_hi: tuple[float, float]
 
@@ -177,7 +178,7 @@ def _run_bracket_pass(v: np.ndarray, c: np.ndarray, e: np.ndarray, r_pair: float
                       price_lo: float, price_hi: float, chunk_size: int) -> _Pass:
     n = v.shape[0]
     action_hi = np.empty(n, dtype=np.int16)
-    straddlers = []
+    straddlers, straddler_lo = [], []
     tot = np.zeros(4)
 
     def launch(start, stop, rows):
@@ -194,9 +195,12 @@ def _run_bracket_pass(v: np.ndarray, c: np.ndarray, e: np.ndarray, r_pair: float
         m = stop - start
         a_lo = np.asarray(out[0])[:m]
         action_hi[start:stop] = a_hi = np.asarray(out[1])[:m]
-        straddlers.append(start + np.flatnonzero(a_lo != a_hi))
+        moved = np.flatnonzero(a_lo != a_hi)
+        straddlers.append(start + moved)
+        straddler_lo.append(a_lo[moved])
         tot += [float(x) for x in out[2:]]  # padded rows choose no-offer: zero totals
-    return _Pass(action_hi, np.concatenate(straddlers), (tot[0], tot[1]), (tot[2], tot[3]))
+    return _Pass(action_hi, np.concatenate(straddlers), np.concatenate(straddler_lo),
+                 (tot[0], tot[1]), (tot[2], tot[3]))
 
 
 class _Segments(NamedTuple):
@@ -212,30 +216,40 @@ class _Segments(NamedTuple):
 
 
 def _segments(v: np.ndarray, c: np.ndarray, e: np.ndarray, r_pair: float | None,
-              users: np.ndarray, start: np.ndarray, price_lo: float, chunk_size: int
+              users: np.ndarray, start: np.ndarray, stop: np.ndarray | None, chunk_size: int
               ) -> _Segments:
-    """Frontier segments with slope > ``price_lo`` of ``users``, walking from ``start``.
-    Slopes are made non-increasing along each walk (a running minimum) so rounding can never
-    order a later segment of a user before an earlier one."""
+    """Frontier segments of ``users`` walking from ``start`` up to (and including) the vertex
+    ``stop`` (the choice at the bracket's low price; ``None``: the whole frontier). Segments are
+    selected by the cost of the vertex they reach (``<= c[stop]``), not by comparing their slope
+    with the price: the slope ``dv / dc`` and the pass's ``v - p c`` can round differently at a
+    price equal to a slope, and the segments must be exactly those the pass counted. Slopes are
+    made non-increasing along each walk (a running minimum) so rounding can never order a later
+    segment of a user before an earlier one."""
     n_slots = v.shape[1] - 1
     s = len(users)
     slope = np.zeros((n_slots, s))
     d_cost = np.zeros((n_slots, s))
     d_value = np.zeros((n_slots, s))
     path = np.empty((n_slots, s), dtype=np.int16)
+    within = np.zeros((n_slots, s), dtype=bool)
     for lo, hi, rows in _iter_chunks(s, chunk_size):
         idx = users[lo:hi]
+        c_users = np.asarray(c[idx], dtype=np.float64)
         out = _walk_from(_padded(np.asarray(v[idx], dtype=np.float64), rows, 0.0),
-                         _padded(np.asarray(c[idx], dtype=np.float64), rows, 0.0),
-                         _padded(e[idx], rows, False), r_pair,
+                         _padded(c_users, rows, 0.0), _padded(e[idx], rows, False), r_pair,
                          _padded(start[lo:hi].astype(np.int16), rows, 0))
         m = hi - lo
         slope[:, lo:hi] = np.asarray(out[0])[:, :m]
         d_cost[:, lo:hi] = np.asarray(out[1])[:, :m]
         d_value[:, lo:hi] = np.asarray(out[2])[:, :m]
         path[:, lo:hi] = np.asarray(out[3])[:, :m]
+        within[:, lo:hi] = slope[:, lo:hi] > 0  # a used slot
+        if stop is not None:
+            rows_m = np.arange(m)
+            reached = c_users[rows_m[None, :], path[:, lo:hi].astype(np.int64)]
+            within[:, lo:hi] &= reached <= c_users[rows_m, stop[lo:hi]][None, :]
     slope = np.minimum.accumulate(slope, axis=0)
-    sj, su = np.nonzero(slope > price_lo)
+    sj, su = np.nonzero(within)
     return _Segments(su, sj, slope[sj, su], d_cost[sj, su], d_value[sj, su], path)
 
 
@@ -255,7 +269,7 @@ def _pilot_bracket(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float,
     rows = np.arange(pilot_size)
     base_c = float(cs[rows, base].sum())
     base_v = float(vs[rows, base].sum())
-    seg = _segments(vs, cs, es, r_pair, rows, base, 0.0, chunk_size)
+    seg = _segments(vs, cs, es, r_pair, rows, base, None, chunk_size)
     order = np.argsort(-seg.slope, kind="stable")
     scale = n / pilot_size
     cum_c = scale * (base_c + np.cumsum(seg.d_cost[order]))
@@ -296,38 +310,46 @@ def _greedy(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float, min_roi:
         pilot = min(PILOT_USERS, max(n // 16, 1024))
         price_lo, price_hi = _pilot_bracket(v, c, e, budget, min_roi, r_pair, pilot, widen,
                                             chunk_size)
-    # 2. one pass at both prices; widen until the optimum is inside (feasible at price_hi,
-    # infeasible at price_lo or price_lo = 0)
     while True:
-        bp = _run_bracket_pass(v, c, e, r_pair, price_lo, price_hi, chunk_size)
-        hi_ok = _feasible(bp.totals_hi, budget, min_roi)
-        lo_ok = _feasible(bp.totals_lo, budget, min_roi)
-        if np.isinf(price_hi) and bp.totals_hi[1] > budget:
-            raise ValueError(f"budget: {budget} is below the cheapest reachable total cost "
-                             f"{bp.totals_hi[1]} (offers with negative incremental cost). Fix: "
-                             "raise the budget.")
-        if (hi_ok or np.isinf(price_hi)) and (not lo_ok or price_lo == 0.0):
-            break
-        widen *= 4  # missed: fall back towards the full range
-        if widen > 64:
-            price_lo, price_hi = 0.0, np.inf
-        elif not hi_ok:
-            price_lo, price_hi = price_hi, (np.inf if widen > 16 else price_hi * (1 + widen))
-        else:
-            price_lo, price_hi = (0.0 if widen > 16 else price_lo / (1 + widen)), price_lo
+        # 2. one pass at both prices; widen until the optimum is inside (feasible at price_hi,
+        # infeasible at price_lo or price_lo = 0)
+        while True:
+            bp = _run_bracket_pass(v, c, e, r_pair, price_lo, price_hi, chunk_size)
+            hi_ok = _feasible(bp.totals_hi, budget, min_roi)
+            lo_ok = _feasible(bp.totals_lo, budget, min_roi)
+            if np.isinf(price_hi) and bp.totals_hi[1] > budget:
+                raise ValueError(f"budget: {budget} is below the cheapest reachable total cost "
+                                 f"{bp.totals_hi[1]} (offers with negative incremental cost). "
+                                 "Fix: raise the budget.")
+            if (hi_ok or np.isinf(price_hi)) and (not lo_ok or price_lo == 0.0):
+                break
+            widen *= 4  # missed: fall back towards the full range
+            if widen > 64:
+                price_lo, price_hi = 0.0, np.inf
+            elif not hi_ok:
+                price_lo, price_hi = price_hi, (np.inf if widen > 16 else price_hi * (1 + widen))
+            else:
+                price_lo, price_hi = (0.0 if widen > 16 else price_lo / (1 + widen)), price_lo
 
-    # 3. exact greedy over the segments inside the bracket, from the state at price_hi
-    users = bp.straddlers
-    seg = _segments(v, c, e, r_pair, users, bp.action_hi[users], price_lo, chunk_size)
-    state_v, state_c = bp.totals_hi
-    order = np.lexsort((seg.slot, seg.user, -seg.slope))
-    su, ss, sc, sv = seg.user[order], seg.slope[order], seg.d_cost[order], seg.d_value[order]
-    after_c = state_c + np.cumsum(sc)
-    after_v = state_v + np.cumsum(sv)
-    bad = after_c > budget
-    if min_roi is not None:
-        bad |= after_v < min_roi * after_c
-    stop_at = int(np.argmax(bad)) if bad.any() else len(su)
+        # 3. exact greedy over the segments inside the bracket, from the state at price_hi
+        users = bp.straddlers
+        seg = _segments(v, c, e, r_pair, users, bp.action_hi[users], bp.straddler_lo,
+                        chunk_size)
+        state_v, state_c = bp.totals_hi
+        order = np.lexsort((seg.slot, seg.user, -seg.slope))
+        su, ss, sc, sv = seg.user[order], seg.slope[order], seg.d_cost[order], seg.d_value[order]
+        after_c = state_c + np.cumsum(sc)
+        after_v = state_v + np.cumsum(sv)
+        bad = after_c > budget
+        if min_roi is not None:
+            bad |= after_v < min_roi * after_c
+        stop_at = int(np.argmax(bad)) if bad.any() else len(su)
+        if stop_at < len(su) or price_lo == 0.0:
+            break
+        # every in-bracket segment fits although price_lo was infeasible: the walk and the pass
+        # disagree (rounding); solve on the full range instead of trusting either
+        price_lo, price_hi = 0.0, np.inf
+
     k_taken = np.zeros(len(users), dtype=np.int64)
     np.add.at(k_taken, su[:stop_at], 1)
     frac_user, theta, price = -1, 0.0, 0.0

@@ -314,3 +314,29 @@ def test_reference_rounding_keeps_every_constraint(truth_batch):
     assert (np.bincount(a, minlength=tv.shape[1]) <= cap + 1e-9).all()
     assert value == pytest.approx(ref.integer_objective)
     assert 0.0 <= ref.integrality_gap <= float(np.where(e, tv, 0).max()) * ref.n_fractional + 1e-9
+
+
+@pytest.mark.parametrize("min_roi", [None, 0.9])
+def test_many_users_sharing_slopes(monkeypatch, min_roi):
+    """Users in a few groups with identical effects (per-segment or tree-leaf estimates): the
+    pilot's bracket prices are then exactly some users' segment slopes, where ``v - p c`` and
+    ``dv / dc`` can round differently. The greedy must still take exactly the LP optimum."""
+    from policies import allocation
+
+    rng = np.random.default_rng(0)
+    group = rng.integers(0, 3, 40_000)
+    value = np.array([[0, 1.0, 2.0, 2.5], [0, 0.7, 1.9, 2.2], [0, 0.3, 0.5, 0.6]])[group]
+    cost = np.array([[0, 1.0, 2.5, 4.0], [0, 1.2, 2.0, 3.1], [0, 0.5, 0.9, 1.3]])[group]
+    budget = 50_000.0 if min_roi is None else 1e6
+    alloc = allocate(value, cost, budget=budget, min_roi=min_roi)
+    ref = solve_lp_highs(value, cost, budget=budget, min_roi=min_roi)
+    assert alloc.expected_value == pytest.approx(ref.objective, rel=1e-9)
+    assert alloc.budget_binds == (min_roi is None) and alloc.roi_binds == (min_roi is not None)
+    # identical users, pilot forced
+    monkeypatch.setattr(allocation, "PILOT_MIN_USERS", 1)
+    same_v = np.tile([0.0, 1.0, 2.0, 2.5], (5000, 1))
+    same_c = np.tile([0.0, 1.0, 2.5, 4.0], (5000, 1))
+    alloc = allocate(same_v, same_c, budget=9000.0)
+    ref = solve_lp_highs(same_v, same_c, budget=9000.0)
+    assert alloc.expected_value == pytest.approx(ref.objective, rel=1e-9)
+    assert alloc.expected_cost == pytest.approx(9000.0, rel=1e-12)
