@@ -32,8 +32,10 @@ perf: $(STAMP_DEV)
 	$(BIN)/python -m pip install --quiet -e '.[dev,perf]'
 	$(BIN)/python -m pytest -q -m perf tests/perf --benchmark-enable --benchmark-columns=min,mean,max,rounds -s
 
-# Full-size suite outputs committed under results/ (tables, figures, store, REPORT.md).
+# Full-size suite outputs committed under results/ (tables, figures, store, REPORT.md). Jobs run
+# in the working store outputs/store (resumable) and are published into a fresh results/store.
 results: $(STAMP_RUN)
+	rm -rf results/store results/figures
 	$(BIN)/python -m experiments.run experiment=main 'seeds=[0,1,2,3,4]' progress=false
 	$(BIN)/python -m experiments.run experiment=horizons 'seeds=[0,1,2]' progress=false
 	$(BIN)/python -m experiments.run experiment=interference 'seeds=[0,1,2]' progress=false

@@ -38,20 +38,35 @@ from simulators import (
 __all__ = ["MainSuiteConfig", "plot", "run", "summary_table", "write_outputs"]
 
 
+MAIN_ESTIMATORS = ("dm", "ips", "snips", "dr", "sndr")  # the OPE functions without a lambda_
+
+
 @dataclasses.dataclass(frozen=True)
 class MainSuiteConfig:
-    """Knobs of the default benchmark.
+    """Knobs of the default benchmark; the global Hydra groups map onto them (``world.*`` ->
+    the world sizes, ``logging.*`` -> the logger, ``learner.value_alpha/cost_alpha`` -> the ridge
+    penalties of the two heads, ``policy.budget_per_user``, ``ope.estimators/ci_level``).
 
     ``budget_per_user`` is the allowed expected incremental cost per evaluated user (the total
-    budget is ``budget_per_user * n_eval``); ``ridge_alpha`` the L2 penalty of both heads.
+    budget is ``budget_per_user * n_eval``).
     """
 
     n_train: int = 20_000
     n_eval: int = 20_000
+    n_continuous: int = 6
+    n_binary: int = 4
     n_offers: int = 4
+    n_programs: int = 2
     logging: str = "uniform"
+    logging_offer: int = 1
+    treat_prob: float = 0.5
+    temperature: float = 0.5
+    prior_noise: float = 1.0
+    epsilon: float = 0.1
+    value_alpha: float = 1.0
+    cost_alpha: float = 1.0
     budget_per_user: float = 1.0
-    ridge_alpha: float = 1.0
+    estimators: tuple[str, ...] = ("ips", "dr")
     ci_level: float = 0.95
 
     def __post_init__(self) -> None:
@@ -66,6 +81,30 @@ class MainSuiteConfig:
             raise ValueError("MainSuiteConfig.logging: the confounded logger records no "
                              "propensities, so IPS/DR cannot run. Fix: uniform, holdout, "
                              "warm_start or epsilon_greedy.")
+        if self.value_alpha <= 0 or self.cost_alpha <= 0:
+            raise ValueError("MainSuiteConfig.value_alpha/cost_alpha: ridge penalties must be "
+                             "> 0. Fix: e.g. 1.0.")
+        bad = [e for e in self.estimators if e not in MAIN_ESTIMATORS]
+        if bad or not self.estimators:
+            raise ValueError(f"MainSuiteConfig.estimators: {bad or 'empty'} not available in the "
+                             f"main job. Fix: a non-empty subset of {MAIN_ESTIMATORS} (the "
+                             "lambda_ estimators run in the ope suite).")
+        # the world and the logger validate their own fields (and the offer against K) here,
+        # at start-up, not after the first simulation
+        self.world_config()
+        self.logging_config()
+        if self.logging == "holdout" and not 1 <= self.logging_offer <= self.n_offers:
+            raise ValueError(f"MainSuiteConfig.logging_offer: {self.logging_offer} is not an "
+                             f"offer of this world (1..{self.n_offers}). Fix: pick one of them.")
+
+    def world_config(self) -> WorldConfig:
+        return WorldConfig(n_continuous=self.n_continuous, n_binary=self.n_binary,
+                           n_offers=self.n_offers, n_programs=self.n_programs)
+
+    def logging_config(self) -> LoggingConfig:
+        return LoggingConfig(kind=self.logging, offer=self.logging_offer,
+                             treat_prob=self.treat_prob, temperature=self.temperature,
+                             prior_noise=self.prior_noise, epsilon=self.epsilon)
 
     @classmethod
     def compact(cls) -> MainSuiteConfig:
@@ -81,10 +120,10 @@ def run(cfg: MainSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Dat
     ci_high, ess)``: ``metric`` is ``policy_value``/``policy_cost`` (per-user level) or
     ``incremental_value``/``incremental_cost`` (against no-offer on the same log, a paired
     difference); ``estimator`` is ``ips``, ``dr`` or ``truth`` (the oracle's exact value)."""
-    world = WorldConfig(n_offers=cfg.n_offers)
+    world = cfg.world_config()
     params = default_params(world)
     k_train, k_eval = jax.random.split(jax.random.key(seed))
-    logging = LoggingConfig(kind=cfg.logging)
+    logging = cfg.logging_config()
     stages = ["simulate", "fit heads", "allocate", "evaluate"]
     bar = _progress(stages, progress)
 
@@ -92,8 +131,8 @@ def run(cfg: MainSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Dat
     evaluation = simulate(k_eval, params, world, cfg.n_eval, logging)
     bar.update(1)
 
-    heads = UpliftHeads(value=TLearner(base=Ridge(alpha=cfg.ridge_alpha)),
-                        cost=TLearner(base=Ridge(alpha=cfg.ridge_alpha)))
+    heads = UpliftHeads(value=TLearner(base=Ridge(alpha=cfg.value_alpha)),
+                        cost=TLearner(base=Ridge(alpha=cfg.cost_alpha)))
     heads.fit(train.x, train.action, value=train.value, cost=train.cost,
               action_prob=train.action_prob, n_actions=world.n_actions)
     mu_v, mu_c = (np.asarray(m) for m in heads.predict_mu(evaluation.x))
@@ -123,8 +162,8 @@ def run(cfg: MainSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Dat
         ):
             common = dict(reward=reward, action=evaluation.action, pscore=evaluation.pscore,
                           action_dist=dist, alpha=alpha)
-            for est_name in ("ips", "dr"):
-                q_hat = mu_hat[target] if est_name == "dr" else None
+            for est_name in cfg.estimators:
+                q_hat = mu_hat[target] if est_name in ("dm", "dr", "sndr") else None
                 for metric, est in (
                     (f"policy_{target}", estimate(est_name, q_hat=q_hat, **common)),
                     (f"incremental_{target}", paired_difference(
@@ -153,6 +192,11 @@ def _progress(stages: list[str], enabled: bool):
     return tqdm(total=len(stages), desc="main benchmark", disable=not enabled, leave=False)
 
 
+def _estimators(df: pd.DataFrame) -> list[str]:
+    """The OPE estimators present in the rows, in the order they were run."""
+    return [e for e in dict.fromkeys(df["estimator"]) if e != "truth"]
+
+
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (policy, metric) of the first seed: truth, IPS and DR estimates with their CIs;
     with several seeds, also the share of seeds whose interval covers the truth."""
@@ -162,7 +206,7 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
         row = {"policy": policy, "metric": metric}
         g = g.set_index("estimator")
         row["truth"] = g.loc["truth", "value"]
-        for est in ("ips", "dr"):
+        for est in _estimators(df):
             row[est] = g.loc[est, "value"]
             row[f"{est}_ci"] = f"[{g.loc[est, 'ci_low']:.3f}, {g.loc[est, 'ci_high']:.3f}]"
             low, high = g.loc[est, "ci_low"], g.loc[est, "ci_high"]
@@ -170,7 +214,7 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
         if "seed" in df and df["seed"].nunique() > 1:
             every = df[(df["policy"] == policy) & (df["metric"] == metric)]
             truth = every[every["estimator"] == "truth"].set_index("seed")["value"]
-            for est in ("ips", "dr"):
+            for est in _estimators(df):
                 e = every[every["estimator"] == est].set_index("seed")
                 covered = (e["ci_low"] <= truth[e.index]) & (truth[e.index] <= e["ci_high"])
                 row[f"{est}_coverage_{len(e)}_seeds"] = float(covered.mean())
@@ -186,9 +230,10 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     for ax, metric in zip(axes, ("incremental_value", "incremental_cost"), strict=True):
         sub = seed0[seed0["metric"] == metric]
         names = list(dict.fromkeys(sub["policy"]))
-        for j, est in enumerate(("ips", "dr")):
+        ests = _estimators(df)
+        for j, est in enumerate(ests):
             e = sub[sub["estimator"] == est].set_index("policy").loc[names]
-            pos = np.arange(len(names)) + (j - 0.5) * 0.25
+            pos = np.arange(len(names)) + (j - (len(ests) - 1) / 2) * 0.5 / len(ests)
             ax.errorbar(pos, e["value"], yerr=[e["value"] - e["ci_low"], e["ci_high"] - e["value"]],
                         fmt="o", capsize=3, label=f"{est.upper()} (95% CI)")
         t = sub[sub["estimator"] == "truth"].set_index("policy").loc[names]

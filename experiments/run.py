@@ -2,18 +2,20 @@
 
 Without arguments it runs the default benchmark: the main job at full size (its table printed,
 ``results/main/`` written) and every other available suite in its compact variant; every job's rows
-go to the result store (resumable: complete jobs are skipped) and ``results/REPORT.md`` is
-regenerated. ``--multirun`` sweeps any key with the joblib launcher.
+go to the working store ``outputs/store`` (resumable: complete jobs are skipped), are published
+into ``results/store`` and ``results/REPORT.md`` is regenerated. ``--multirun`` sweeps any key
+with the joblib launcher.
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from experiments import suites as suite_registry
@@ -23,11 +25,64 @@ from experiments.store import ResultStore, config_hash
 register()
 
 
-def _main_params(cfg: DictConfig) -> dict[str, Any]:
-    """The global groups (world, logging, learner, policy, ope) feed the main job."""
-    return {"n_offers": cfg.world.n_offers, "logging": cfg.logging.kind,
-            "budget_per_user": cfg.policy.budget_per_user, "ridge_alpha": cfg.learner.value_alpha,
-            "ci_level": cfg.ope.ci_level}
+# global group field -> main-job parameter (MainSuiteConfig); every group field is listed, so a
+# group override can never be silently ignored
+_GROUP_FIELDS = {
+    "world": {"n_continuous": "n_continuous", "n_binary": "n_binary", "n_offers": "n_offers",
+              "n_programs": "n_programs"},
+    "logging": {"kind": "logging", "offer": "logging_offer", "treat_prob": "treat_prob",
+                "temperature": "temperature", "prior_noise": "prior_noise", "epsilon": "epsilon"},
+    "learner": {"value_alpha": "value_alpha", "cost_alpha": "cost_alpha"},
+    "policy": {"budget_per_user": "budget_per_user"},
+    "ope": {"estimators": "estimators", "ci_level": "ci_level"},
+}
+
+
+def _plain(value: Any) -> Any:
+    """OmegaConf containers as hashable plain values (lists -> tuples)."""
+    if isinstance(value, DictConfig | ListConfig):
+        value = OmegaConf.to_container(value, resolve=True)
+    return tuple(_plain(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def _group_settings(cfg: DictConfig) -> dict[str, tuple[str, Any]]:
+    """Global group fields that differ from their schema defaults: ``{main-job key: (group.field,
+    value)}``. ``learner.name`` must name the main job's learner (T-learner, ridge heads)."""
+    from experiments.schema import RunSchema
+
+    defaults = OmegaConf.structured(RunSchema)
+    if cfg.learner.name != defaults.learner.name:
+        raise ValueError(f"learner.name: the main job's heads are {defaults.learner.name!r} "
+                         f"(T-learners on ridge; penalties learner.value_alpha/cost_alpha), got "
+                         f"{cfg.learner.name!r}. Fix: use experiment=byo with "
+                         "experiment.params.learner={_target_: ...} for another learner.")
+    out = {}
+    for group, fields in _GROUP_FIELDS.items():
+        unknown = set(cfg[group]) - set(fields) - ({"name"} if group == "learner" else set())
+        if unknown:  # a schema field nobody maps would be silently ignored
+            raise ValueError(f"{group}: fields {sorted(unknown)} are not used by any job. Fix: "
+                             "map them in experiments/run.py _GROUP_FIELDS.")
+        for name, key in fields.items():
+            value = _plain(cfg[group][name])
+            if value != _plain(defaults[group][name]):
+                out[key] = (f"{group}.{name}", value)
+    return out
+
+
+def _main_params(cfg: DictConfig, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The main job's parameters: the global groups (world, logging, learner, policy, ope) and
+    ``experiment.params``; a key set both ways to different values is an error."""
+    from experiments.main_benchmark import MainSuiteConfig
+
+    default = MainSuiteConfig()
+    explicit = {k: _plain(v) for k, v in (params or {}).items()
+                if _plain(v) != _plain(getattr(default, k, None))}
+    for key, (where, value) in _group_settings(cfg).items():
+        if key in explicit and explicit[key] != value:
+            raise ValueError(f"experiment.params.{key}: {explicit[key]!r} conflicts with "
+                             f"{where}={value!r}. Fix: set it in one place.")
+        explicit[key] = value
+    return explicit
 
 
 def plan(cfg: DictConfig) -> list[tuple[suite_registry.Suite, Any]]:
@@ -42,22 +97,33 @@ def plan(cfg: DictConfig) -> list[tuple[suite_registry.Suite, Any]]:
             if name in suite_registry.NOT_IN_DEFAULT:
                 continue
             suite = suite_registry.load(name)
-            if name == "main":
+            if name == "main":  # the global groups configure the main job
                 jobs.append((suite, suite.make_config(_main_params(cfg), compact=False)))
             else:
                 jobs.append((suite, suite.make_config({}, compact=True)))
         return jobs
     suite = suite_registry.load(cfg.experiment.suite)
     if suite.name == "main":
-        params = {**_main_params(cfg), **params}
+        params = _main_params(cfg, params)
+    else:
+        settings = _group_settings(cfg)
+        if settings:
+            where = sorted(w for w, _ in settings.values())
+            raise ValueError(f"{where[0]}: suite {suite.name!r} does not read the global groups "
+                             f"(world, logging, learner, policy, ope configure the main job); "
+                             f"set here: {where}. Fix: use the suite's experiment.params.* "
+                             f"(conf/experiment/{suite.name}.yaml) or drop the override.")
     return [(suite, suite.make_config(params, compact=cfg.experiment.compact))]
 
 
 def execute(cfg: DictConfig) -> list[Path]:
-    """Run every planned (suite, config, seed) job not already complete in the store."""
+    """Run every planned (suite, config, seed) job not already complete in ``cfg.store`` (the
+    working store: resumable, never the committed one, so a fresh clone really computes), then
+    publish the planned jobs into ``cfg.publish_store`` (the results store behind ``results/``),
+    write the suites' outputs and regenerate the report from the published store."""
     jobs = plan(cfg)
     store = ResultStore(cfg.store)
-    command = "python -m experiments.run " + " ".join(_job_overrides())
+    command = "python -m experiments.run " + shlex.join(_job_overrides())
     tracker = _mlflow(cfg)
     written: list[Path] = []
     todo = [(s, c, seed) for s, c in jobs for seed in cfg.seeds]
@@ -70,13 +136,19 @@ def execute(cfg: DictConfig) -> list[Path]:
         written.append(store.write(suite.name, config, seed, rows, command=command))
         if tracker is not None:
             tracker(suite.name, chash, seed, config, rows)
+    results = store
+    if cfg.write_outputs and cfg.publish_store:
+        results = ResultStore(cfg.publish_store)
+        if results.root.resolve() != store.root.resolve():
+            for suite, config, seed in todo:
+                store.publish(results, suite.name, config_hash(suite.name, config), seed)
     if cfg.write_outputs:
         for suite, config in jobs:
-            _write_suite_outputs(cfg, store, suite, config)
+            _write_suite_outputs(cfg, results, suite, config)
     if cfg.report:
         from experiments.report import write_report
 
-        write_report(store, Path(cfg.results_root) / "REPORT.md")
+        write_report(results, Path(cfg.results_root) / "REPORT.md")
     return written
 
 
@@ -89,14 +161,23 @@ def _job_overrides() -> list[str]:
     return sys.argv[1:]
 
 
+def suite_output_dir(root: Path, suite, config) -> Path:
+    """Where a suite's tables and figures go: ``<root>/<suite>/`` for its documented full-size
+    config only, ``<root>/compact/<suite>/`` for the compact one, ``<root>/sweeps/<suite>/<config
+    hash>/`` for any other (so sweeps never overwrite the committed outputs or each other)."""
+    if config == suite.config_class():
+        return root / suite.name
+    if config == suite.config_class.compact():
+        return root / "compact" / suite.name
+    return root / "sweeps" / suite.name / config_hash(suite.name, config)
+
+
 def _write_suite_outputs(cfg: DictConfig, store: ResultStore, suite, config) -> None:
     rows = store.read(suite.name, config_hash(suite.name, config))
     if rows.empty:
         return
     rows = rows[rows["seed"].isin(list(cfg.seeds))]
-    # compact runs never overwrite the committed full-size outputs of a suite
-    compact = config == suite.config_class.compact() and config != suite.config_class()
-    out_dir = Path(cfg.results_root) / ("compact" if compact else "") / suite.name
+    out_dir = suite_output_dir(Path(cfg.results_root), suite, config)
     if suite.name == "main":
         suite.module.write_outputs(rows, out_dir)
     elif hasattr(suite.module, "write_results"):

@@ -90,7 +90,8 @@ class RunSchema:
     mlflow: MlflowSchema = field(default_factory=MlflowSchema)
     seeds: list[int] = field(default_factory=lambda: [0])
     results_root: str = "results"
-    store: str = "results/store"
+    store: str = "outputs/store"  # the working (resumable) store
+    publish_store: Optional[str] = "results/store"  # noqa: UP045 (OmegaConf needs Optional)
     report: bool = True
     progress: bool = True
     write_outputs: bool = True

@@ -88,6 +88,18 @@ class ResultStore:
         _atomic_write_bytes(path, lambda tmp: out.to_parquet(tmp, index=False))
         return path
 
+    def publish(self, dest: ResultStore, suite: str, chash: str, seed: int) -> None:
+        """Copy one complete job (its rows and its config's metadata) into ``dest``, atomically:
+        a reader of ``dest`` sees the old job or the new one, never half of it."""
+        src = self.job_path(suite, chash, seed)
+        if not src.is_file():
+            return
+        meta = src.parent / "config.json"
+        for path, target in ((meta, dest.root / suite / chash / "config.json"),
+                             (src, dest.job_path(suite, chash, seed))):
+            data = path.read_bytes()
+            _atomic_write_bytes(target, lambda tmp, data=data: Path(tmp).write_bytes(data))
+
     def read(self, suite: str | None = None, chash: str | None = None) -> pd.DataFrame:
         """All stored rows (optionally of one suite / config hash)."""
         pattern = f"{suite or '*'}/{chash or '*'}/seed=*.parquet"

@@ -4,6 +4,7 @@ from modules outside the package run through a suite."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -210,3 +211,73 @@ def test_mlflow_tracking_logs_each_job(tmp_path):
     assert len(runs) == 2
     assert set(runs["params.seed"]) == {"0", "1"}
     assert "metrics.regret_accounting" in runs.columns
+
+
+@pytest.mark.parametrize("override", [
+    "world=k8", "world.n_binary=2", "world.n_continuous=3", "world.n_programs=1",
+    "logging=holdout", "logging=warm_start", "logging.epsilon=0.2", "logging.temperature=1.0",
+    "logging.prior_noise=0.5", "logging=holdout logging.offer=2", "logging.treat_prob=0.3",
+    "learner.value_alpha=2.0", "learner.cost_alpha=3.0", "policy.budget_per_user=2.5",
+    "ope.ci_level=0.9", "ope.estimators=[ips,snips]",
+])
+def test_every_global_group_field_reaches_the_main_job(override):
+    """A sweep over any group key must produce a different main-job config (and hash), under
+    experiment=main and in the default experiment."""
+    from experiments.main_benchmark import MainSuiteConfig
+
+    for base in (["experiment=main"], []):
+        (suite, config), *_ = plan(_compose([*base, *override.split()]))
+        assert suite.name == "main"
+        assert config != MainSuiteConfig(), override
+        assert config_hash("main", config) != config_hash("main", MainSuiteConfig())
+
+
+def test_group_settings_conflicts_and_unused_groups_fail_at_plan():
+    (_, config), = plan(_compose(["experiment=main", "experiment.params.budget_per_user=2.0"]))
+    assert config.budget_per_user == 2.0
+    with pytest.raises(ValueError, match="conflicts with policy.budget_per_user"):
+        plan(_compose(["experiment=main", "experiment.params.budget_per_user=2.0",
+                       "policy.budget_per_user=3.0"]))
+    with pytest.raises(ValueError, match="world.n_offers: suite 'horizons' does not read"):
+        plan(_compose(["experiment=horizons", "world=k8"]))
+    with pytest.raises(ValueError, match="learner.name"):
+        plan(_compose(["experiment=main", "learner.name=xgboost"]))
+    with pytest.raises(ValueError, match="MainSuiteConfig.estimators"):
+        plan(_compose(["experiment=main", "ope.estimators=[switch_dr]"]))
+    with pytest.raises(ValueError, match="MainSuiteConfig.logging_offer"):
+        plan(_compose(["experiment=main", "logging=holdout", "logging.offer=9"]))
+
+
+def test_outputs_of_sweeps_never_overwrite_the_documented_ones(tmp_path):
+    from experiments.run import suite_output_dir
+    from experiments.suites import load
+
+    suite = load("horizons")
+    full, compact = suite.config_class(), suite.config_class.compact()
+    other = dataclasses.replace(compact, n_eval=777)
+    assert suite_output_dir(tmp_path, suite, full) == tmp_path / "horizons"
+    assert suite_output_dir(tmp_path, suite, compact) == tmp_path / "compact" / "horizons"
+    assert suite_output_dir(tmp_path, suite, other) == (
+        tmp_path / "sweeps" / "horizons" / config_hash("horizons", other))
+
+
+def test_jobs_run_in_the_working_store_and_are_published(tmp_path):
+    """A fresh working store computes every job even when the published store already holds
+    them (a fresh clone must run, not replay); publishing copies the new rows over."""
+    from experiments.run import execute
+
+    work, published = tmp_path / "work", tmp_path / "results" / "store"
+    args = ["experiment=horizons", "experiment.params.n_train=[300]",
+            "experiment.params.n_eval=600", "progress=false", "report=false",
+            f"results_root={tmp_path / 'results'}", f"store={work}", "seeds=[0,1]"]
+    cfg = _compose(args)
+    (_, config), = plan(cfg)
+    chash = config_hash("horizons", config)
+    stale = pd.DataFrame({"metric": ["stale"], "value": [0.0]})
+    ResultStore(published).write("horizons", config, 0, stale)
+    assert len(execute(cfg)) == 2  # both seeds computed despite the published seed 0
+    rows = ResultStore(published).read("horizons", chash)
+    assert sorted(rows["seed"].unique()) == [0, 1] and "stale" not in set(rows["metric"])
+    pd.testing.assert_frame_equal(rows, ResultStore(work).read("horizons", chash))
+    assert (tmp_path / "results" / "sweeps" / "horizons" / chash).is_dir()
+    assert execute(cfg) == []  # resumed from the working store: nothing to do

@@ -3,6 +3,8 @@ mean (and standard error across seeds) of the metric against ``x`` with one line
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -20,14 +22,22 @@ def pyplot():
 
 
 def save(fig, out_dir: Path, name: str) -> Path:
-    """Save ``fig`` as ``out_dir/name`` (PNG, 120 dpi), close it and return the path."""
+    """Save ``fig`` as ``out_dir/name`` (PNG, 120 dpi) atomically (write, then rename: parallel
+    sweep jobs regenerating the same figure never leave a torn file), close it, return the path."""
     plt = pyplot()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     path = out_dir / name
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return path
 
 
