@@ -127,15 +127,22 @@ def execute(cfg: DictConfig) -> list[Path]:
     tracker = _mlflow(cfg)
     written: list[Path] = []
     todo = [(s, c, seed) for s, c in jobs for seed in cfg.seeds]
-    for suite, config, seed in tqdm(todo, desc="jobs", disable=not cfg.progress):
+    bar = tqdm(total=len(todo), desc="jobs", disable=not cfg.progress)
+    for suite, config in jobs:
         chash = config_hash(suite.name, config)
-        if store.is_complete(suite.name, chash, seed):
-            tqdm.write(f"[skip] {suite.name} {chash} seed={seed}: already complete")
-            continue
-        rows = suite.module.run(config, seed=seed, progress=cfg.progress)
-        written.append(store.write(suite.name, config, seed, rows, command=command))
-        if tracker is not None:
-            tracker(suite.name, chash, seed, config, rows)
+        pending = []
+        for seed in cfg.seeds:
+            if store.is_complete(suite.name, chash, seed):
+                tqdm.write(f"[skip] {suite.name} {chash} seed={seed}: already complete")
+                bar.update(1)
+            else:
+                pending.append(seed)
+        for seed, rows in _run_seeds(suite, config, pending, cfg.progress):
+            written.append(store.write(suite.name, config, seed, rows, command=command))
+            if tracker is not None:
+                tracker(suite.name, chash, seed, config, rows)
+            bar.update(1)
+    bar.close()
     results = store
     if cfg.write_outputs and cfg.publish_store:
         results = ResultStore(cfg.publish_store)
@@ -150,6 +157,18 @@ def execute(cfg: DictConfig) -> list[Path]:
 
         write_report(results, Path(cfg.results_root) / "REPORT.md")
     return written
+
+
+def _run_seeds(suite, config, seeds: list[int], progress: bool):
+    """``(seed, rows)`` of each pending seed. A suite with ``run_batch`` runs them as one batch
+    (its seeds ``vmap``-ed, one compilation); rows are still stored one file per seed."""
+    if len(seeds) > 1 and hasattr(suite.module, "run_batch"):
+        rows = suite.module.run_batch(config, seeds=seeds, progress=progress)
+        for seed in seeds:
+            yield seed, rows[rows["seed"] == seed].reset_index(drop=True)
+        return
+    for seed in seeds:
+        yield seed, suite.module.run(config, seed=seed, progress=progress)
 
 
 def _job_overrides() -> list[str]:

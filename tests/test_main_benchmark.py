@@ -37,3 +37,17 @@ def test_plot_and_bad_config(main_rows, tmp_path):
         MainSuiteConfig(logging="confounded")
     with pytest.raises(ValueError, match="n_train"):
         MainSuiteConfig(n_train=5)
+
+
+def test_seed_batch_equals_seed_by_seed():
+    """One job of 3 seeds (logs simulated in one vmapped call) gives the rows of 3 single runs."""
+    import pandas as pd
+
+    from experiments.main_benchmark import run_batch
+
+    cfg = MainSuiteConfig(n_train=2_000, n_eval=2_000, estimators=("ips", "snips", "dr"))
+    batch = run_batch(cfg, seeds=[3, 4, 5], progress=False)
+    single = pd.concat([run(cfg, seed=s, progress=False) for s in (3, 4, 5)], ignore_index=True)
+    assert list(batch["seed"].unique()) == [3, 4, 5]
+    pd.testing.assert_frame_equal(batch, single, check_exact=False, rtol=1e-9, atol=1e-12)
+    assert set(batch["estimator"]) == {"ips", "snips", "dr", "truth"}

@@ -55,3 +55,25 @@ def test_vmapped_seed_batch_vs_python_loop(benchmark, N):
     loop_s = float(np.median(times))
     print(f"\n[sweeps] {N_SEEDS} seeds x n={N:,} (simulate + IPS + DR): vmapped batch "
           f"{batch_s:.2f} s, Python loop {loop_s:.2f} s, loop/batch = {loop_s / batch_s:.2f}x")
+
+
+@pytest.mark.perf
+def test_main_job_seed_batch_vs_loop(benchmark):
+    """The framework path: one main-job of 8 seeds through ``run_batch`` (logs vmapped) against a
+    loop of 8 single-seed runs in the same process (both compiled beforehand)."""
+    from experiments.main_benchmark import MainSuiteConfig, run, run_batch
+
+    cfg = MainSuiteConfig(n_train=5_000, n_eval=5_000)
+    seeds = list(range(8))
+    run_batch(cfg, seeds=seeds, progress=False)  # compile
+    run(cfg, seed=0, progress=False)
+    benchmark.pedantic(lambda: run_batch(cfg, seeds=seeds, progress=False), rounds=2,
+                       iterations=1)
+    batched = benchmark.stats.stats.min
+    t0 = time.perf_counter()
+    for s in seeds:
+        run(cfg, seed=s, progress=False)
+    loop = time.perf_counter() - t0
+    print(f"\n[main job, 8 seeds, n=5,000] run_batch {batched:.2f} s, loop of run {loop:.2f} s: "
+          f"ratio {loop / batched:.2f}x (the vmapped part is the simulation; heads, allocation "
+          "and OPE run per seed)")
