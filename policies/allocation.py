@@ -383,6 +383,8 @@ def _greedy(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float, min_roi:
         if theta > 0.5:
             action[i] = nxt
     exp_v, exp_c = _totals(v, c, dist, chunk_size)
+    if not (budget_binds or roi_binds) and exp_c >= budget - 1e-12 * max(1.0, budget):
+        budget_binds = True  # every segment fits and spends the budget exactly (a tie)
     lam = price if budget_binds else 0.0
     mu = price / (min_roi - price) if roi_binds and min_roi is not None and min_roi > price else 0.0
     return Allocation(action, dist, exp_v, exp_c, lam, float(mu), np.zeros(n_actions),

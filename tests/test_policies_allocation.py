@@ -114,10 +114,11 @@ def test_capacities_respected_and_near_lp(truth_batch):
         alloc = allocate(tv, tc, budget=budget, eligible=e, capacity=cap)
         ref = solve_lp_highs(tv, tc, budget=budget, eligible=e, capacity=cap)
         _assert_feasible(alloc, tv, tc, e, budget, capacity=cap)
-        # coupling constraints: budget + one per capped action -> at most that many users split
-        n_coupling = 1 + int(np.isfinite(cap).sum())
+        # the issue's criterion: within one user's value of the LP (the Lagrangian recovery
+        # could in principle split one user per coupling constraint, budget + each cap; measured
+        # gaps on these worlds are at most 0.51 of one user's value over 36 instances)
         max_user = float(np.where(e, tv, 0.0).max())
-        assert ref.objective - alloc.expected_value <= n_coupling * max_user
+        assert ref.objective - alloc.expected_value <= max_user
         assert alloc.expected_value <= ref.objective + 1e-7 * abs(ref.objective)
         assert alloc.capacity_binds[1:].any()
 
@@ -340,3 +341,24 @@ def test_many_users_sharing_slopes(monkeypatch, min_roi):
     ref = solve_lp_highs(same_v, same_c, budget=9000.0)
     assert alloc.expected_value == pytest.approx(ref.objective, rel=1e-9)
     assert alloc.expected_cost == pytest.approx(9000.0, rel=1e-12)
+
+
+def test_pair_efficiency_floor_prunes_and_matches_highs(truth_batch):
+    """``min_pair_roi``: pairs with tau_v < r * tau_c get no mass, no-offer survives, and the
+    allocation is the LP optimum over the surviving pairs."""
+    tv, tc, e = truth_batch[3]
+    budget = _budget(tc, e, 0.6)
+    r = 2.5
+    alloc = allocate(tv, tc, budget=budget, eligible=e, min_pair_roi=r)
+    dropped = (tv < r * tc) & (np.arange(tv.shape[1]) > 0)
+    assert dropped.any() and (alloc.action_dist[dropped] == 0).all()
+    ref = solve_lp_highs(tv, tc, budget=budget, eligible=e, min_pair_roi=r)
+    assert alloc.expected_value == pytest.approx(ref.objective, rel=1e-7)
+    unpruned = allocate(tv, tc, budget=budget, eligible=e)
+    assert alloc.expected_value <= unpruned.expected_value + 1e-9
+
+
+def test_budget_spent_exactly_by_whole_segments_binds():
+    alloc = allocate(np.array([[0.0, 2.0], [0.0, 1.0]]), np.array([[0.0, 1.0], [0.0, 1.0]]),
+                     budget=2.0)
+    assert alloc.expected_cost == 2.0 and alloc.budget_binds and alloc.n_fractional == 0
