@@ -23,6 +23,7 @@ from simulators.world import (  # noqa: E402
     expected_outcomes,
     sample_outcomes,
     sample_users,
+    validate_params,
 )
 
 __all__ = [
@@ -45,4 +46,5 @@ __all__ = [
     "simulate",
     "simulate_arrays",
     "simulate_batch",
+    "validate_params",
 ]

@@ -16,6 +16,8 @@ import jax
 import numpy as np
 import pandas as pd
 
+from simulators.world import N_SEGMENTS, N_TYPES, SEGMENT_NAMES
+
 __all__ = ["LoggedData", "Truth"]
 
 
@@ -59,6 +61,32 @@ def _as_np(a: Any) -> np.ndarray:
     return np.asarray(a)
 
 
+def _numeric(field: str, a: np.ndarray, fix: str = "pass numbers") -> None:
+    """Fail unless ``a`` has a numeric (or bool) dtype, so later finiteness checks cannot raise
+    a bare ``TypeError``."""
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        _fail(field, f"dtype {a.dtype} is not numeric", fix)
+
+
+def _first(mask: np.ndarray) -> str:
+    """Where the first True of a (n,) or (n, m) mask is, for messages."""
+    idx = tuple(int(i) for i in np.argwhere(mask)[0])
+    return f"row {idx[0]}" + (f", column {idx[1]}" if len(idx) > 1 else "")
+
+
+def _finite(field: str, a: np.ndarray, fix: str) -> None:
+    """Fail if ``a`` (numeric) contains NaN or inf."""
+    if not np.all(np.isfinite(a)):
+        _fail(field, f"contains NaN or inf (first at {_first(~np.isfinite(a))})", fix)
+
+
+def _at_least(field: str, a: np.ndarray, low: int, meaning: str, fix: str) -> None:
+    """Fail if any entry of ``a`` is below ``low``."""
+    if a.size and a.min() < low:
+        bad = a < low
+        _fail(field, f"values must be >= {low} ({meaning}); {_first(bad)} is {a[bad][0]}", fix)
+
+
 @jax.tree_util.register_pytree_node_class
 @dataclasses.dataclass(frozen=True, eq=False)
 class LoggedData:
@@ -66,17 +94,20 @@ class LoggedData:
 
     Fields (``n`` rows, ``K+1`` actions with action 0 = no offer, ``P`` competing programs):
 
-    - ``x (n, d)`` float features; ``segment (n,)`` int lifecycle segment; ``period (n,)`` int;
+    - ``x (n, d)`` float features; ``segment (n,)`` int lifecycle segment (0 new, 1 active,
+      2 lapsed); ``period (n,)`` int ``>= 0``;
     - ``eligible (n, K+1)`` bool, column 0 always true;
     - ``action (n,)`` int, the logged action;
     - ``action_prob (n, K+1)`` the logging policy's full distribution (rows sum to 1, zero where
       ineligible), or ``None`` when the logger recorded no propensities (confounded history);
     - ``value (n,)`` learning-horizon value label, ``value_accounting (n,)`` accounting-horizon
-      value, ``cost (n,)`` realised incentive cost (face value paid on redemption);
+      value, ``cost (n,)`` realised incentive cost (face value paid on redemption), ``>= 0``;
     - ``redemption_lag (n,)`` int periods between assignment and redemption, ``-1`` if not redeemed;
-    - ``other_actions (n, P)`` int assignments of the concurrent programs (0 = not treated);
+    - ``other_actions (n, P)`` int (>= 0) assignments of the concurrent programs (0 = not
+      treated);
     - ``face_value (K+1,)`` the nominal value of each offer (issued liability per assignment);
-    - ``truth`` a :class:`Truth` for simulated data, ``None`` for real data.
+    - ``truth`` a :class:`Truth` for simulated data, ``None`` for real data (``mu_*`` of shape
+      ``(n, K+1)``, ``response_type (n,)`` int in 0..3).
     """
 
     x: Any
@@ -223,6 +254,19 @@ class LoggedData:
             a = _as_np(getattr(self, name))
             if not np.issubdtype(a.dtype, np.integer):
                 _fail(name, f"dtype {a.dtype} is not integer", "pass integer codes")
+        segment = _as_np(self.segment)
+        if segment.min() < 0 or segment.max() >= N_SEGMENTS:
+            bad = int(np.flatnonzero((segment < 0) | (segment >= N_SEGMENTS))[0])
+            codes = ", ".join(f"{i} {s}" for i, s in enumerate(SEGMENT_NAMES))
+            _fail("segment", f"values must lie in [0, {N_SEGMENTS - 1}], row {bad} is "
+                  f"{segment[bad]}", f"encode lifecycle segments as {codes}")
+        _at_least("period", _as_np(self.period), 0, "periods count from 0",
+                  "re-base periods so the first is 0")
+        _at_least("redemption_lag", _as_np(self.redemption_lag), -1,
+                  "periods until redemption, -1 if never redeemed",
+                  "use -1 for offers that were not redeemed")
+        _at_least("cost", _as_np(self.cost), 0, "realised incentive cost paid",
+                  "record costs as non-negative amounts")
         action = _as_np(self.action)
         if action.min() < 0 or action.max() >= n_act:
             _fail("action", f"values must lie in [0, {n_act - 1}], got [{action.min()}, "
@@ -235,10 +279,18 @@ class LoggedData:
         if other.ndim != 2 or other.shape[0] != n:
             _fail("other_actions", f"expected shape ({n}, P), got {other.shape}",
                   "pass one column per concurrent program (P may be 0)")
+        _numeric("other_actions", other, "pass integer assignments (0 = not treated)")
+        _finite("other_actions", other, "pass integer assignments (0 = not treated), no NaN")
+        if (other.astype(np.float64) % 1 != 0).any():
+            _fail("other_actions", "values must be whole numbers",
+                  "pass integer assignments (0 = not treated)")
+        _at_least("other_actions", other, 0, "0 = not treated, k > 0 = the program's action",
+                  "encode each program's assignment as 0 (not treated) or a positive code")
         face = _as_np(self.face_value)
         if face.shape != (n_act,):
             _fail("face_value", f"expected shape ({n_act},), got {face.shape}",
                   "pass one face value per action, 0 for no-offer")
+        _numeric("face_value", face, "pass one float face value per action")
         if not np.all(np.isfinite(face)) or face[0] != 0 or (face < 0).any():
             _fail("face_value", "must be finite, non-negative, with face_value[0] == 0",
                   "no-offer has no face value")
@@ -247,6 +299,7 @@ class LoggedData:
             if prob.shape != eligible.shape:
                 _fail("action_prob", f"expected shape {eligible.shape}, got {prob.shape}",
                       "log the full distribution over all K+1 actions")
+            _numeric("action_prob", prob, "log float probabilities")
             if not np.all(np.isfinite(prob)):
                 _fail("action_prob", "contains NaN or inf", "log valid probabilities")
             if (prob < 0).any() or (prob > 1 + _PROB_TOL).any():
@@ -271,5 +324,17 @@ class LoggedData:
                 if t.shape != eligible.shape:
                     _fail(f"truth.{name}", f"expected shape {eligible.shape}, got {t.shape}",
                           "pass truth for every (row, action)")
+                _numeric(f"truth.{name}", t, "pass float expectations")
                 if not np.all(np.isfinite(t)):
                     _fail(f"truth.{name}", "contains NaN or inf", "check the world parameters")
+            rtype = _as_np(self.truth.response_type)
+            if rtype.shape != (n,):
+                _fail("truth.response_type", f"expected shape ({n},), got {rtype.shape}",
+                      "pass the latent response type of every row")
+            if not np.issubdtype(rtype.dtype, np.integer):
+                _fail("truth.response_type", f"dtype {rtype.dtype} is not integer",
+                      "pass integer type codes")
+            if rtype.min() < 0 or rtype.max() >= N_TYPES:
+                _fail("truth.response_type", f"values must lie in [0, {N_TYPES - 1}], got "
+                      f"[{rtype.min()}, {rtype.max()}]",
+                      "encode 0 sure thing, 1 persuadable, 2 lost cause, 3 sleeping dog")

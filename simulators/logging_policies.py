@@ -8,6 +8,7 @@ historical rule is deterministic and records no propensities, to show what goes 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Literal
 
 import jax
@@ -58,9 +59,21 @@ class LoggingConfig:
         if not 0.0 < self.epsilon <= 1.0:
             raise ValueError("LoggingConfig.epsilon: must lie in (0, 1]; 0 leaves actions without "
                              "support. Fix: e.g. 0.1.")
+        if isinstance(self.offer, bool) or not isinstance(self.offer, numbers.Integral):
+            raise ValueError(f"LoggingConfig.offer: must be an int offer index, got "
+                             f"{self.offer!r}. Fix: e.g. offer=1.")
         if self.offer < 1:
             raise ValueError("LoggingConfig.offer: the campaign offer must be >= 1 "
-                             "(0 is no-offer).")
+                             "(0 is no-offer). Fix: pick an offer in 1..K.")
+
+    def check_offer(self, n_offers: int) -> None:
+        """Raise ``ValueError`` if a ``holdout`` log's ``offer`` is not one of the world's
+        ``n_offers`` offers (1..K). Without this JAX would silently clamp the out-of-range index
+        and log no treatment at all. Other kinds ignore ``offer``."""
+        if self.kind == "holdout" and not 1 <= self.offer <= n_offers:
+            raise ValueError(f"LoggingConfig.offer: {self.offer} is not an offer of this world "
+                             f"(1..{n_offers}). Fix: pick an offer in 1..{n_offers}, or raise "
+                             "WorldConfig.n_offers.")
 
 
 def uniform(eligible: jax.Array) -> jax.Array:
@@ -110,6 +123,7 @@ def logging_distribution(
     if config.kind == "uniform":
         return uniform(users.eligible)
     if config.kind == "holdout":
+        config.check_offer(users.eligible.shape[1] - 1)  # static shape: safe under tracing
         return treatment_holdout(users.eligible, config.offer, config.treat_prob)
     if config.kind == "warm_start":
         net = tau_value - tau_cost

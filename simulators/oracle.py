@@ -10,16 +10,29 @@ Monte Carlo error is reported so tests can check it is negligible next to estima
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from simulators.data import Truth
-from simulators.world import Users, WorldConfig, WorldParams, expected_outcomes, sample_users
+from simulators.world import (
+    Users,
+    WorldConfig,
+    WorldParams,
+    expected_outcomes,
+    sample_users,
+    validate_params,
+)
+
+if TYPE_CHECKING:
+    from policies.allocation import Allocation
 
 __all__ = ["PolicyTruth", "optimal_policy", "policy_truth", "population_policy_truth"]
+
+_INELIGIBLE_TOL = 1e-6  # probability a policy may leak onto an ineligible action (round-off)
 
 
 class PolicyTruth(NamedTuple):
@@ -46,10 +59,44 @@ def _check_dist(action_dist, shape) -> np.ndarray:
     return p
 
 
-def policy_truth(truth: Truth, action_dist) -> PolicyTruth:
-    """Exact finite-population ``V(pi)``, ``C(pi)`` and accounting value on the logged users."""
+def _check_eligible(eligible: ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
+    e = np.asarray(eligible)
+    if e.shape != tuple(shape):
+        raise ValueError(f"eligible: expected shape {tuple(shape)}, got {e.shape}. "
+                         "Fix: pass the log's (n, K+1) boolean eligibility mask (log.eligible).")
+    if e.dtype != np.bool_:
+        if not (np.issubdtype(e.dtype, np.number) and np.all((e == 0) | (e == 1))):
+            raise ValueError("eligible: entries must be boolean (0/1). Fix: pass a bool mask.")
+        e = e.astype(bool)
+    if not e[:, 0].all():
+        raise ValueError("eligible: column 0 (no offer) must be True for every user. "
+                         "Fix: no-offer is always allowed; set eligible[:, 0] = True.")
+    return e
+
+
+def _check_support(p: np.ndarray, eligible: np.ndarray, field: str) -> None:
+    """Fail if the policy ``p`` puts more than ``_INELIGIBLE_TOL`` on an ineligible action."""
+    off = np.where(eligible, 0.0, p)
+    if (off > _INELIGIBLE_TOL).any():
+        r, a = (int(i) for i in np.argwhere(off > _INELIGIBLE_TOL)[0])
+        raise ValueError(f"{field}: puts probability {off[r, a]:.6g} on action {a} of user {r}, "
+                         "which is ineligible; the truth would score an offer the user cannot "
+                         "receive. Fix: zero the probability of ineligible actions and "
+                         "renormalise (allocate(..., eligible=log.eligible) does this).")
+
+
+def policy_truth(truth: Truth, action_dist: ArrayLike, *,
+                 eligible: ArrayLike | None = None) -> PolicyTruth:
+    """Exact finite-population ``V(pi)``, ``C(pi)`` and accounting value on the logged users.
+
+    ``eligible`` (n, K+1) bool, the log's eligibility mask: when given, a policy that puts mass
+    on an ineligible action raises ``ValueError`` instead of being scored on an offer the user
+    could not receive. Pass it whenever the users have eligibility limits (``log.eligible``).
+    """
     mv = np.asarray(truth.mu_value, dtype=np.float64)
     p = _check_dist(action_dist, mv.shape)
+    if eligible is not None:
+        _check_support(p, _check_eligible(eligible, mv.shape), "action_dist")
     mc = np.asarray(truth.mu_cost, dtype=np.float64)
     ma = np.asarray(truth.mu_value_accounting, dtype=np.float64)
     v, c, a = (float(np.mean(np.sum(p * m, axis=1))) for m in (mv, mc, ma))
@@ -63,7 +110,12 @@ def population_policy_truth(
     chunks: int = 4,
 ) -> PolicyTruth:
     """Population ``E_x[sum_a pi(a|x) mu(x, a)]`` for a policy given as a function of users,
-    from ``n * chunks`` fresh users (truth only, no outcome noise), with Monte Carlo stderr."""
+    from ``n * chunks`` fresh users (truth only, no outcome noise), with Monte Carlo stderr.
+
+    ``params`` are validated first (:func:`simulators.world.validate_params`); a ``policy_fn``
+    that puts mass on an action a sampled user is not eligible for raises ``ValueError``."""
+    validate_params(params, config)
+
     @jax.jit
     def one(k):
         users = sample_users(k, params, config, n, period)
@@ -71,23 +123,39 @@ def population_policy_truth(
         p = policy_fn(users)
         rows = jnp.stack([jnp.sum(p * mv, 1), jnp.sum(p * mc, 1), jnp.sum(p * ma, 1),
                           mv[:, 0], mc[:, 0], ma[:, 0]])
-        return rows.mean(1), (rows**2).mean(1)
+        off = jnp.max(jnp.where(users.eligible, 0.0, p))
+        return rows.mean(1), (rows**2).mean(1), off
 
-    means, sq = zip(*(one(k) for k in jax.random.split(key, chunks)), strict=True)
+    means, sq, off = zip(*(one(k) for k in jax.random.split(key, chunks)), strict=True)
+    worst = max(float(o) for o in off)
+    if worst > _INELIGIBLE_TOL:
+        raise ValueError(f"policy_fn: puts probability up to {worst:.6g} on "
+                         "actions the users are not eligible for; the truth would score offers "
+                         "they cannot receive. Fix: mask the policy with users.eligible and "
+                         "renormalise.")
     m = np.mean(np.asarray(means), axis=0)
     var = np.mean(np.asarray(sq), axis=0) - m**2
     se = np.sqrt(np.maximum(var, 0.0) / (n * chunks))
     return PolicyTruth(m[0], m[1], m[2], m[0] - m[3], m[1] - m[4], m[2] - m[5], se[0], se[1])
 
 
-def optimal_policy(truth: Truth, budget: float, eligible=None, **constraints):
+def optimal_policy(truth: Truth, budget: float, *, eligible: ArrayLike,
+                   **constraints: Any) -> Allocation:
     """The optimal budgeted allocation on the *true* incremental value and cost.
 
-    ``budget`` is the total expected incremental cost allowed over the logged users. Delegates to
-    :func:`policies.allocation.allocate` (the exact LP relaxation of the multiple-choice knapsack)
-    so the oracle and the deployable allocators share one audited solver.
+    ``budget`` is the total expected incremental cost allowed over the logged users.
+    ``eligible`` (n, K+1) bool is required (keyword-only): the oracle may only allocate offers the
+    users can receive, so pass the log's mask (``log.eligible``); an all-True mask states
+    explicitly that the world has no eligibility limits. ``constraints`` go to
+    :func:`policies.allocation.allocate` (the exact LP relaxation of the multiple-choice
+    knapsack), so the oracle and the deployable allocators share one audited solver.
     """
     from policies.allocation import allocate
 
-    return allocate(np.asarray(truth.tau_value), np.asarray(truth.tau_cost), budget=budget,
-                    eligible=eligible, **constraints)
+    tau_v = np.asarray(truth.tau_value)
+    if eligible is None:
+        raise ValueError("eligible: the oracle needs the users' eligibility mask, or it may "
+                         "allocate offers they cannot receive. Fix: optimal_policy(truth, budget, "
+                         "eligible=log.eligible).")
+    e = _check_eligible(eligible, tau_v.shape)
+    return allocate(tau_v, np.asarray(truth.tau_cost), budget=budget, eligible=e, **constraints)

@@ -18,9 +18,10 @@ from simulators.world import (
     sample_outcomes,
     sample_users,
     type_probabilities,
+    validate_params,
 )
 
-__all__ = ["simulate", "simulate_arrays", "simulate_batch"]
+__all__ = ["check_inputs", "simulate", "simulate_arrays", "simulate_batch"]
 
 
 def simulate_arrays(
@@ -60,11 +61,52 @@ def _simulate_batch_jit(keys, params, config, n, logging, period):
     return jax.vmap(lambda k: simulate_arrays(k, params, config, n, logging, period))(keys)
 
 
+def check_inputs(
+    params: WorldParams, config: WorldConfig, n: int, logging: LoggingConfig,
+    period: int | jax.Array = 0,
+) -> None:
+    """Host-side validation of a simulation request, before anything is traced or compiled.
+
+    Raises ``ValueError`` naming the field: ``config``/``logging`` of the wrong type, ``n`` not a
+    positive int, ``LoggingConfig.offer`` outside ``1..K`` for a holdout log, ``period`` negative,
+    non-integer or of the wrong shape, and any :class:`WorldParams` field that cannot define a
+    world (:func:`simulators.world.validate_params`). Traced ``params``/``period`` values (a caller
+    ``vmap``-ing over them) are skipped; their shapes are still checked.
+    """
+    if not isinstance(config, WorldConfig):
+        raise ValueError(f"config: expected WorldConfig, got {type(config).__name__}. "
+                         "Fix: pass WorldConfig(...).")
+    if not isinstance(logging, LoggingConfig):
+        raise ValueError(f"logging: expected LoggingConfig, got {type(logging).__name__}. "
+                         "Fix: pass LoggingConfig(kind=...).")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n: the number of decisions must be a positive int, got {n!r}. "
+                         "Fix: e.g. n=10_000.")
+    logging.check_offer(config.n_offers)
+    if np.ndim(period) not in (0, 1) or (np.ndim(period) == 1 and np.shape(period) != (n,)):
+        raise ValueError(f"period: expected an int or an ({n},) int array, got shape "
+                         f"{np.shape(period)}. Fix: one period for all users or one per user.")
+    if not isinstance(period, jax.core.Tracer):
+        t = np.asarray(period)
+        if not (np.issubdtype(t.dtype, np.number) and np.all(np.isfinite(t))
+                and np.all(t == np.round(t))):
+            raise ValueError(f"period: must be finite whole numbers, got dtype {t.dtype} with "
+                             f"values in [{t.min()}, {t.max()}]. Fix: pass integer periods.")
+        if (t < 0).any():
+            raise ValueError(f"period: must be >= 0, got minimum {t.min()}. "
+                             "Fix: count periods from 0.")
+    validate_params(params, config)
+
+
 def simulate(
     key: jax.Array, params: WorldParams, config: WorldConfig = WorldConfig(), n: int = 10_000,
     logging: LoggingConfig = LoggingConfig(), period: int = 0,
 ) -> LoggedData:
-    """Simulate one validated log of ``n`` decisions (NumPy arrays)."""
+    """Simulate one validated log of ``n`` decisions (NumPy arrays).
+
+    The inputs are validated on the host first (:func:`check_inputs`): bad parameters raise a
+    ``ValueError`` naming the field instead of producing a NaN or silently wrong log."""
+    check_inputs(params, config, n, logging, period)
     out = _simulate_jit(key, params, config, n, logging, period)
     return _to_numpy(out, validate=True)
 
@@ -74,7 +116,9 @@ def simulate_batch(
     logging: LoggingConfig = LoggingConfig(), period: int = 0,
 ) -> LoggedData:
     """Simulate one log per key in a single ``vmap``-ed compilation; every leaf gains a leading
-    seed axis. Use :meth:`LoggedData.seed` to take one validated log out."""
+    seed axis. Use :meth:`LoggedData.seed` to take one validated log out. The inputs are
+    validated on the host first, as in :func:`simulate`."""
+    check_inputs(params, config, n, logging, period)
     return _simulate_batch_jit(keys, params, config, n, logging, period)
 
 

@@ -36,7 +36,6 @@ Generative story for one user (every expectation below is computed exactly, not 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import NamedTuple
 
 import jax
@@ -59,6 +58,7 @@ __all__ = [
     "sample_outcomes",
     "sample_users",
     "type_probabilities",
+    "validate_params",
 ]
 
 SEGMENT_NAMES = ("new", "active", "lapsed")
@@ -324,19 +324,150 @@ def sample_outcomes(key: jax.Array, params: WorldParams, users: Users, action: j
     return value, value_acc, cost, lag
 
 
-def population_mean_check(params: WorldParams) -> None:
-    """Raise ``ValueError`` for parameters that cannot define a world."""
-    shares = np.asarray(params.type_shares)
-    if shares.ndim != 2 or shares.shape[1] != N_TYPES or not np.allclose(shares.sum(1), 1):
-        raise ValueError("WorldParams.type_shares: each segment's four shares must sum to 1. "
-                         "Fix: normalise the rows.")
-    if (shares < 0).any():
-        raise ValueError("WorldParams.type_shares: shares must be non-negative.")
-    noise = float(params.type_noise)
-    if not 0.0 < noise < 1.0:
-        raise ValueError(f"WorldParams.type_noise: must lie in (0, 1), got {noise}. "
-                         "Fix: 0 would make types deterministic; use e.g. 0.5.")
-    if not math.isclose(float(np.sum(params.segment_probs)), 1.0, abs_tol=1e-9):
-        raise ValueError("WorldParams.segment_probs: must sum to 1. Fix: normalise.")
-    if float(params.face_value[0]) != 0.0:
-        raise ValueError("WorldParams.face_value: no-offer (index 0) must have face value 0.")
+# --------------------------------------------------------------------------------- validation
+# Value rules per field: "finite" (any finite number), "prob" ([0, 1]), "open_unit" ((0, 1)),
+# "positive" (> 0), "nonneg" (>= 0). Shapes use S segments, T types, A = K+1 actions, d_c/d_b/d
+# features and P programs.
+_PARAM_RULES: dict[str, tuple[tuple[str, ...], str]] = {
+    "face_value": (("A",), "nonneg"),
+    "eligibility_prob": (("S", "A"), "prob"),
+    "segment_probs": (("S",), "prob"),
+    "segment_mean": (("S", "d_c"), "finite"),
+    "binary_prob": (("d_b",), "prob"),
+    "type_shares": (("S", "T"), "prob"),
+    "type_direction": (("d_c",), "finite"),
+    "type_noise": ((), "open_unit"),
+    "base_logit": (("T",), "finite"),
+    "segment_logit": (("S",), "finite"),
+    "purchase_coef": (("d",), "finite"),
+    "effect_scale": (("T",), "finite"),
+    "segment_effect": (("S",), "finite"),
+    "effect_curvature": ((), "positive"),
+    "het_coef": (("d",), "finite"),
+    "log_basket": ((), "finite"),
+    "basket_coef": (("d",), "finite"),
+    "segment_basket": (("S",), "finite"),
+    "basket_lift": ((), "finite"),
+    "basket_sigma": ((), "nonneg"),
+    "margin": ((), "finite"),
+    "redeem_prob": (("A",), "prob"),
+    "redemption_lag_mean": ((), "nonneg"),
+    "window2_logit": ((), "finite"),
+    "window2_basket": ((), "nonneg"),
+    "window2_sigma": ((), "nonneg"),
+    "pull_forward": ((), "prob"),
+    "program_prob": (("P", "S"), "prob"),
+    "program_lift": (("P",), "finite"),
+    "sub_additivity": (("P",), "prob"),
+    "cannibalisation": (("P",), "prob"),
+    "covariate_shift": (("d_c",), "finite"),
+    "effect_drift": ((), "finite"),
+    "cost_drift": ((), "finite"),
+    "season_amplitude": ((), "finite"),
+    "season_length": ((), "positive"),
+}
+_RULE_TEXT = {
+    "prob": ("must lie in [0, 1]", "use probabilities"),
+    "open_unit": ("must lie strictly inside (0, 1)", "e.g. 0.5"),
+    "positive": ("must be > 0", "use a positive value"),
+    "nonneg": ("must be >= 0", "use a non-negative value"),
+}
+_DIM_NAMES = {"S": "n_segments", "T": "n_types", "A": "n_offers+1", "d_c": "n_continuous",
+              "d_b": "n_binary", "d": "n_features", "P": "n_programs"}
+_SUM_TOL = 1e-6
+
+
+def _param_fail(name: str, problem: str, fix: str) -> None:
+    raise ValueError(f"WorldParams.{name}: {problem}. Fix: {fix}.")
+
+
+def _dim(params: WorldParams, name: str, minimum: int, minus: int = 0) -> int:
+    """``len(params.<name>) - minus``, read when no config is given (validated as it is read)."""
+    shape = np.shape(getattr(params, name))
+    if len(shape) != 1 or shape[0] < minimum:
+        _param_fail(name, f"expected a 1-D array of length >= {minimum}, got shape {shape}",
+                    "build the parameters with default_params(config) and replace fields")
+    return int(shape[0]) - minus
+
+
+def validate_params(params: WorldParams, config: WorldConfig | None = None) -> None:
+    """Raise ``ValueError`` naming the first :class:`WorldParams` field that cannot define a world.
+
+    Checks every field's shape against ``config`` (or, without one, against the sizes the params
+    imply: ``K`` from ``face_value``, ``d_c`` from ``type_direction``, ``d_b`` from
+    ``binary_prob``, ``P`` from ``program_lift``), that values are finite, that probabilities lie
+    in [0, 1], that ``segment_probs`` and each row of ``type_shares`` sum to 1, that
+    ``type_direction`` is a unit vector, that ``eligibility_prob[:, 0] == 1``, and that
+    ``face_value[0] == 0`` with some offer of positive face value.
+
+    Host-side and cheap (the arrays are tiny). Safe under ``jit``/``vmap``/``grad``: shapes are
+    static and always checked, but the values of traced fields are skipped (only concrete arrays
+    are inspected), so a caller that traces over the params is never forced to concretise them.
+    """
+    if not isinstance(params, WorldParams):
+        raise ValueError(f"params: expected WorldParams, got {type(params).__name__}. "
+                         "Fix: build them with default_params(config) and ._replace(...).")
+    if config is None:
+        config = WorldConfig(n_continuous=_dim(params, "type_direction", 1),
+                             n_binary=_dim(params, "binary_prob", 0),
+                             n_offers=_dim(params, "face_value", 2, minus=1),
+                             n_programs=_dim(params, "program_lift", 0))
+    sizes = {"S": N_SEGMENTS, "T": N_TYPES, "A": config.n_actions, "d_c": config.n_continuous,
+             "d_b": config.n_binary, "d": config.n_features, "P": config.n_programs}
+    values: dict[str, np.ndarray] = {}
+    for name, (dims, rule) in _PARAM_RULES.items():
+        leaf = getattr(params, name)
+        want = tuple(sizes[d] for d in dims)
+        if np.shape(leaf) != want:
+            names = [_DIM_NAMES[d] for d in dims]
+            label = f"({', '.join(names)}{',' * (len(names) == 1)})" if names else "a scalar"
+            _param_fail(name, f"expected shape {want} = {label} for {config}, got "
+                        f"{np.shape(leaf)}",
+                        "make the parameters match the WorldConfig (default_params(config))")
+        if isinstance(leaf, jax.core.Tracer):
+            continue  # traced under jit/vmap/grad: no concrete values to check
+        a = np.asarray(leaf)
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+            _param_fail(name, f"dtype {a.dtype} is not numeric", "pass float arrays")
+        a = a.astype(np.float64)
+        if not np.all(np.isfinite(a)):
+            _param_fail(name, "contains NaN or inf", "use finite values")
+        if rule == "prob" and ((a < 0).any() or (a > 1).any()):
+            _param_fail(name, f"{_RULE_TEXT[rule][0]}, got [{a.min():.6g}, {a.max():.6g}]",
+                        _RULE_TEXT[rule][1])
+        if ((rule == "open_unit" and not ((a > 0) & (a < 1)).all())
+                or (rule == "positive" and not (a > 0).all())
+                or (rule == "nonneg" and not (a >= 0).all())):
+            _param_fail(name, f"{_RULE_TEXT[rule][0]}, got {a.min():.6g}", _RULE_TEXT[rule][1])
+        values[name] = a
+    _check_param_relations(values)
+
+
+def _check_param_relations(v: dict[str, np.ndarray]) -> None:
+    """Constraints across entries of one field (only the concrete fields in ``v``)."""
+    if "segment_probs" in v and abs(v["segment_probs"].sum() - 1.0) > _SUM_TOL:
+        _param_fail("segment_probs", f"must sum to 1, got {v['segment_probs'].sum():.6g}",
+                    "normalise: segment_probs / segment_probs.sum()")
+    if "type_shares" in v:
+        sums = v["type_shares"].sum(axis=1)
+        bad = np.flatnonzero(np.abs(sums - 1.0) > _SUM_TOL)
+        if bad.size:
+            s = int(bad[0])
+            _param_fail("type_shares", f"each segment's {N_TYPES} shares must sum to 1, segment "
+                        f"{s} ({SEGMENT_NAMES[s]}) sums to {sums[s]:.6g}",
+                        "normalise each row: type_shares / type_shares.sum(1, keepdims=True)")
+    if "type_direction" in v and abs(np.linalg.norm(v["type_direction"]) - 1.0) > _SUM_TOL:
+        _param_fail("type_direction", f"must be a unit vector (norm 1), got norm "
+                    f"{np.linalg.norm(v['type_direction']):.6g}; otherwise the configured "
+                    "type_shares do not hold", "divide it by its norm")
+    if "eligibility_prob" in v and not (v["eligibility_prob"][:, 0] == 1.0).all():
+        _param_fail("eligibility_prob", "column 0 (no offer) must be 1 for every segment",
+                    "no-offer is always available; set eligibility_prob[:, 0] = 1")
+    if "face_value" in v:
+        face = v["face_value"]
+        if face[0] != 0.0:
+            _param_fail("face_value", f"no-offer (index 0) must have face value 0, got {face[0]}",
+                        "set face_value[0] = 0")
+        if face.max() <= 0.0:
+            _param_fail("face_value", "needs an offer with positive face value (offer depth is "
+                        "face_value / max(face_value))", "give the offers positive face values")

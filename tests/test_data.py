@@ -44,11 +44,56 @@ def test_valid_log_round_trips_to_pandas(uniform_log):
         ("action_prob", lambda d: np.where(np.arange(d.n)[:, None] == 2, np.nan, d.action_prob)),
         ("other_actions", lambda d: d.other_actions[:10]),
         ("face_value", lambda d: d.face_value + 1.0),
+        ("face_value", lambda d: np.array(["free"] * d.face_value.shape[0])),
+        ("other_actions", lambda d: np.where(_row(d, 3)[:, None], np.nan, d.other_actions)),
+        ("other_actions", lambda d: np.where(_row(d, 3)[:, None], -1, d.other_actions)),
+        ("other_actions", lambda d: d.other_actions + 0.5),
+        ("other_actions", lambda d: np.full(d.other_actions.shape, "yes")),
+        ("segment", lambda d: np.where(_row(d, 4), -5, d.segment).astype(np.int32)),
+        ("segment", lambda d: np.where(_row(d, 4), 3, d.segment).astype(np.int32)),
+        ("period", lambda d: np.where(_row(d, 5), -1, d.period).astype(np.int32)),
+        ("redemption_lag", lambda d: np.where(_row(d, 6), -2, d.redemption_lag).astype(np.int32)),
+        ("cost", lambda d: np.where(_row(d, 7), -1.0, d.cost)),
+        ("action_prob", lambda d: d.action_prob.astype(str)),
     ],
 )
 def test_malformed_field_raises_naming_it(uniform_log, field, make_bad):
     with pytest.raises(ValueError, match=rf"LoggedData\.{field}\b.*Fix:"):
         _with(uniform_log, **{field: make_bad(uniform_log)})
+
+
+def _row(log: LoggedData, i: int) -> np.ndarray:
+    return np.arange(log.n) == i
+
+
+@pytest.mark.parametrize(
+    ("field", "make_bad"),
+    [
+        ("response_type", lambda t: t.response_type[:10]),
+        ("response_type", lambda t: t.response_type.astype(np.float64)),
+        ("response_type", lambda t: np.where(np.arange(t.response_type.shape[0]) == 2, 4,
+                                             t.response_type)),
+        ("response_type", lambda t: np.where(np.arange(t.response_type.shape[0]) == 2, -1,
+                                             t.response_type)),
+        ("mu_value", lambda t: t.mu_value.astype(str)),
+        ("mu_cost", lambda t: np.where(t.mu_cost > 0, np.nan, t.mu_cost)),
+    ],
+)
+def test_malformed_truth_raises_naming_it(uniform_log, field, make_bad):
+    truth = uniform_log.truth._replace(**{field: make_bad(uniform_log.truth)})
+    with pytest.raises(ValueError, match=rf"LoggedData\.truth\.{field}\b.*Fix:"):
+        _with(uniform_log, truth=truth)
+
+
+def test_boundary_values_are_valid(uniform_log):
+    """The edges of each range are legal: -1 = never redeemed, period 0, zero cost, every
+    lifecycle segment, float-coded 0/1 concurrent programs, real data without truth."""
+    n = uniform_log.n
+    ok = _with(uniform_log, redemption_lag=np.full(n, -1, np.int32), period=np.zeros(n, np.int32),
+               segment=(np.arange(n) % 3).astype(np.int32),
+               other_actions=uniform_log.other_actions.astype(np.float64), truth=None)
+    assert ok.n == n
+    assert (uniform_log.redemption_lag >= -1).all() and (uniform_log.redemption_lag == -1).any()
 
 
 def test_zero_propensity_for_logged_action_is_rejected(uniform_log):
