@@ -26,6 +26,7 @@ test: $(STAMP_DEV)
 	$(BIN)/python -m pytest -q
 
 slow: $(STAMP_DEV)
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray,tracking]'
 	$(BIN)/python -m pytest -q -m slow
 
 perf: $(STAMP_DEV)

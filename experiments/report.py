@@ -8,6 +8,7 @@ figures from the stored rows, and prints the command that reproduces the rows.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -68,9 +69,10 @@ def write_report(store: ResultStore, path: str | Path) -> Path:
         seeds = sorted(rows["seed"].unique())
         lines += [f"## {suite} — config `{chash}`", "",
                   f"Seeds: {', '.join(map(str, seeds))}. Reproduce: `{meta['command']}`"
-                  + (f" with seeds={list(map(int, seeds))}" if len(seeds) > 1 else ""), "",
+                  + (f" with `'seeds=[{','.join(map(str, seeds))}]'`" if len(seeds) > 1 else ""),
+                  "",
                   "<details><summary>config</summary>", "", "```json",
-                  str(meta["config"]), "```", "</details>", ""]
+                  json.dumps(meta["config"], indent=1, sort_keys=True), "```", "</details>", ""]
         agg = aggregate(rows)
         shown = agg.head(MAX_TABLE_ROWS)
         lines += [_table(shown), ""]

@@ -122,6 +122,9 @@ def execute(cfg: DictConfig) -> list[Path]:
     publish the planned jobs into ``cfg.publish_store`` (the results store behind ``results/``),
     write the suites' outputs and regenerate the report from the published store."""
     jobs = plan(cfg)
+    if not cfg.seeds:
+        raise ValueError("seeds: empty, so no job would run. Fix: e.g. seeds=[0] or "
+                         "'seeds=[0,1,2]'.")
     store = ResultStore(cfg.store)
     command = "python -m experiments.run " + shlex.join(_job_overrides())
     tracker = _mlflow(cfg)

@@ -196,6 +196,7 @@ def test_plugins_from_a_module_outside_the_package_run_through_a_suite(tmp_path,
         as_learner(object())
 
 
+@pytest.mark.slow  # `make slow` installs the tracking extra
 def test_mlflow_tracking_logs_each_job(tmp_path):
     pytest.importorskip("mlflow", reason="optional: pip install -e '.[tracking]'")
     import mlflow
@@ -246,6 +247,14 @@ def test_group_settings_conflicts_and_unused_groups_fail_at_plan():
         plan(_compose(["experiment=main", "ope.estimators=[switch_dr]"]))
     with pytest.raises(ValueError, match="MainSuiteConfig.logging_offer"):
         plan(_compose(["experiment=main", "logging=holdout", "logging.offer=9"]))
+    with pytest.raises(ValueError, match="LoggingConfig.kind"):
+        plan(_compose(["experiment=main", "logging.kind=unifrom"]))
+    from experiments.run import execute
+
+    with pytest.raises(ValueError, match="seeds: empty"):
+        execute(_compose([*TINY, "seeds=[]", "store=/nonexistent/never-written"]))
+    with pytest.raises(ValueError, match=r"ByoSuiteConfig.learner._target_"):
+        plan(_compose(["experiment=byo", "+experiment.params.learner={_target_: nosuch.Mod}"]))
 
 
 def test_outputs_of_sweeps_never_overwrite_the_documented_ones(tmp_path):

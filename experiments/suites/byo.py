@@ -44,13 +44,31 @@ class ByoSuiteConfig:
     budget_per_user: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.learner is not None and "_target_" not in self.learner:
-            raise ValueError("ByoSuiteConfig.learner: needs a '_target_'. Fix: "
-                             "learner={'_target_': 'my_module.MyLearner'}.")
+        # checked at start-up (plan), not when the job reaches the plug-in
+        for name in ("learner", "ope"):
+            spec = getattr(self, name)
+            if spec is None:
+                continue
+            if "_target_" not in spec:
+                raise ValueError(f"ByoSuiteConfig.{name}: needs a '_target_'. Fix: "
+                                 f"{name}={{'_target_': 'my_module.MyObject'}}.")
+            _check_importable(f"ByoSuiteConfig.{name}._target_", spec["_target_"])
+        LoggingConfig(kind=self.logging)  # a misspelt logger fails here
 
     @classmethod
     def compact(cls) -> ByoSuiteConfig:
         return cls(n_train=4_000, n_eval=4_000)
+
+
+def _check_importable(field: str, target: str) -> None:
+    """``target`` names an importable attribute (``package.module.Name``)."""
+    from hydra.utils import get_object
+
+    try:
+        get_object(target)
+    except Exception as err:
+        raise ValueError(f"{field}: cannot import {target!r} ({err}). Fix: a dotted path to an "
+                         "importable class or function, with its package installed.") from err
 
 
 def _fit_heads(spec: dict, train) -> tuple[Any, Any]:
