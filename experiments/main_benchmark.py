@@ -182,7 +182,7 @@ def _evaluate(cfg: MainSuiteConfig, world: WorldConfig, train, evaluation, seed:
     rows = []
     alpha = 1 - cfg.ci_level
     for name, dist in policies.items():
-        truth = policy_truth(evaluation.truth, dist)
+        truth = policy_truth(evaluation.truth, dist, eligible=evaluation.eligible)
         for target, reward, level, incremental in (
             ("value", evaluation.value, truth.value, truth.incremental_value),
             ("cost", evaluation.cost, truth.cost, truth.incremental_cost),

@@ -32,5 +32,6 @@ def allocate_and_score(tau_v: np.ndarray, tau_c: np.ndarray, evaluation: LoggedD
     """Budgeted allocation on the estimates, scored by the exact truth on ``evaluation``'s users."""
     alloc = allocate(tau_v, tau_c, budget=budget_per_user * evaluation.n,
                      eligible=evaluation.eligible)
-    t = policy_truth(evaluation.truth, np.asarray(alloc.action_dist))
+    t = policy_truth(evaluation.truth, np.asarray(alloc.action_dist),
+                     eligible=evaluation.eligible)
     return Scored(t.incremental_value, t.incremental_value_accounting, t.incremental_cost)

@@ -109,7 +109,8 @@ def _one_seed(cfg: AllocationSuiteConfig, seed: int, world: WorldConfig, params)
             "random": baselines.random_allocation(keys[1], tv_hat, tc_hat, budget=budget,
                                                   eligible=e),
         }
-        truth = {p: policy_truth(ev.truth, a.action_dist) for p, a in allocs.items()}
+        truth = {p: policy_truth(ev.truth, a.action_dist, eligible=ev.eligible)
+                 for p, a in allocs.items()}
         best = truth["oracle"].incremental_value
         for p, t in truth.items():
             for metric, value in (("incremental_value", t.incremental_value),

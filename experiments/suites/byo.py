@@ -89,9 +89,10 @@ def run(cfg: ByoSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Data
     evaluation = simulate(k_eval, params, world, cfg.n_eval, LoggingConfig(kind=cfg.logging))
     truth = evaluation.truth
     budget = cfg.budget_per_user * evaluation.n
+    elig = evaluation.eligible
     oracle = policy_truth(truth, np.asarray(allocate(truth.tau_value, truth.tau_cost,
-                                                     budget=budget,
-                                                     eligible=evaluation.eligible).action_dist))
+                                                     budget=budget, eligible=elig).action_dist),
+                          eligible=elig)
     rows, plugin_dist = [], None
     learners = {"plugin": cfg.learner or REFERENCE, "reference_t_ridge": REFERENCE}
     for name, spec in tqdm(learners.items(), desc="byo", disable=not progress, leave=False):
@@ -101,7 +102,7 @@ def run(cfg: ByoSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Data
         dist = np.asarray(allocate(tau_v, tau_c, budget=budget,
                                    eligible=evaluation.eligible).action_dist)
         plugin_dist = dist if name == "plugin" else plugin_dist
-        t = policy_truth(truth, dist)
+        t = policy_truth(truth, dist, eligible=elig)
         common = dict(seed=seed, learner=name, target=str(spec["_target_"]))
         rows += [
             dict(common, metric="pehe_value", value=pehe(tau_v, truth.tau_value,
@@ -115,7 +116,7 @@ def run(cfg: ByoSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Data
     if cfg.ope:
         q_hat = np.asarray(TLearner(base=Ridge()).fit(
             train.x, train.action, train.value, n_actions=train.n_actions).predict_mu(evaluation.x))
-        true_value = policy_truth(truth, plugin_dist).value
+        true_value = policy_truth(truth, plugin_dist, eligible=elig).value
         kw = dict(reward=evaluation.value, action=evaluation.action, pscore=evaluation.pscore,
                   action_dist=plugin_dist, q_hat=q_hat)
         for name, fn in (("plugin", as_ope(instantiate(dict(cfg.ope)))), ("reference_ips", ips),
