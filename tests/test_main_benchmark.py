@@ -19,6 +19,9 @@ def test_ips_and_dr_cover_the_oracle_truth_on_the_default_seed(main_rows):
         row = table.loc[("cost_aware_uplift", metric)]
         assert row["ips_covers"], (metric, row.to_dict())
         assert row["dr_covers"], (metric, row.to_dict())
+    # (not asserted for the oracle policy: on this seed its IPS policy_value interval misses, as
+    # 1 in 20 intervals should; coverage itself is tested over 500 seeds in
+    # tests/test_ope_statistical.py, this is the end-to-end smoke check of one seed)
 
 
 def test_learned_policy_is_between_no_offer_and_oracle(main_rows):
