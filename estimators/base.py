@@ -122,21 +122,32 @@ class Ridge:
     Minimises ``sum_i w_i (y_i - b - x_i·beta)^2 + alpha |beta|^2`` (intercept ``b`` not
     penalised): centre ``x, y`` by their weighted means, solve
     ``(Xc' W Xc + alpha I) beta = Xc' W yc`` by a float64 Cholesky solve, ``b = ybar - xbar·beta``.
-    Needs ``alpha > 0`` or a full-rank weighted design.
+    Requires ``alpha > 0``: the matrix is then positive definite (eigenvalues ``>= alpha``) for
+    any design, including the rank-deficient ones of small per-arm or per-fold fits, where
+    ``alpha = 0`` (OLS) has no unique solution and the solve returns NaN. A concrete (not traced)
+    fit whose solve is still non-finite (``alpha`` negligible against ``|Xc' W Xc|``) raises.
     """
 
     alpha: float = 1.0
 
     def __post_init__(self) -> None:
-        if not np.isfinite(self.alpha) or self.alpha < 0:
-            raise ValueError(f"Ridge.alpha: must be finite and >= 0, got {self.alpha}. "
-                             f"Fix: use e.g. alpha=1.0.")
+        if not np.isfinite(self.alpha) or self.alpha <= 0:
+            raise ValueError(f"Ridge.alpha: must be finite and > 0 (alpha = 0 has no unique "
+                             f"solution on a rank-deficient design), got {self.alpha}. "
+                             f"Fix: use e.g. alpha=1.0, or a small positive alpha for near-OLS.")
 
     def fit(self, x: Any, y: Any, sample_weight: Any | None = None) -> RidgeParams:
         check_xy(x, y, sample_weight, "Ridge.fit")
+        concrete = _is_concrete(x, y, sample_weight)
         x = jnp.asarray(x, dtype=jnp.float64)
         y = jnp.asarray(y, dtype=jnp.float64)
-        return _ridge_fit(x, y, _weights(y, sample_weight), jnp.float64(self.alpha))
+        params = _ridge_fit(x, y, _weights(y, sample_weight), jnp.float64(self.alpha))
+        if concrete and not bool(jnp.all(jnp.isfinite(params.coef))
+                                 & jnp.isfinite(params.intercept)):
+            raise ValueError(f"Ridge.alpha: the solve is not finite with alpha={self.alpha} "
+                             f"(the weighted design is numerically rank-deficient and alpha is "
+                             f"negligible against it). Fix: increase alpha, e.g. alpha=1.0.")
+        return params
 
     def predict(self, params: RidgeParams, x: Any) -> jax.Array:
         return jnp.asarray(x, dtype=jnp.float64) @ params.coef + params.intercept

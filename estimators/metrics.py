@@ -49,14 +49,45 @@ def _arr(a: Any, name: str, ndim: int) -> np.ndarray:
     return out
 
 
+def _mask(eligible: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """``eligible`` as a boolean ``shape`` array (bool, or 0/1 values), else ``ValueError``."""
+    m = np.asarray(eligible)
+    if m.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape} like tau_hat (one flag per row and "
+                         f"action), got {m.shape}. Fix: pass the eligibility of the same rows.")
+    if m.dtype != bool and not np.isin(m, (0, 1)).all():
+        raise ValueError(f"{name}: must be boolean (or 0/1), got dtype {m.dtype} with other "
+                         "values. Fix: pass eligible as a bool array.")
+    return m.astype(bool)
+
+
+def _actions(a: Any, name: str, n: int, k1: int) -> np.ndarray:
+    """``a`` as an integer ``(n,)`` array of actions in ``[0, k1 - 1]``, else ``ValueError``
+    (a -1 would silently index the last offer)."""
+    out = np.asarray(a)
+    if out.shape != (n,):
+        raise ValueError(f"{name}: expected shape ({n},) (one action per row), got {out.shape}. "
+                         "Fix: pass one action index per row.")
+    if not np.issubdtype(out.dtype, np.integer):
+        raise ValueError(f"{name}: dtype {out.dtype} is not integer. Fix: pass action indices "
+                         "0..K (0 = no offer).")
+    if n and (out.min() < 0 or out.max() >= k1):
+        raise ValueError(f"{name}: values must lie in [0, {k1 - 1}] (0 = no offer, {k1} "
+                         f"columns), got [{out.min()}, {out.max()}]. Fix: encode 'no offer' as "
+                         "0, never -1.")
+    return out
+
+
 def pehe(tau_hat: Any, tau_true: Any, eligible: Any | None = None) -> float:
     """Precision in estimating heterogeneous effects:
-    ``sqrt(mean_{i, a>=1, eligible} (tau_hat[i,a] - tau_true[i,a])^2)`` (offer columns only)."""
+    ``sqrt(mean_{i, a>=1, eligible} (tau_hat[i,a] - tau_true[i,a])^2)`` (offer columns only).
+    ``eligible`` must have the shape ``(n, K+1)`` of ``tau_hat``."""
     th = _arr(tau_hat, "pehe.tau_hat", 2)
     tt = _arr(tau_true, "pehe.tau_true", 2)
     if th.shape != tt.shape:
         raise ValueError(f"pehe: tau_hat {th.shape} and tau_true {tt.shape} must match.")
-    mask = np.ones_like(th, bool) if eligible is None else np.asarray(eligible, bool)
+    mask = np.ones_like(th, bool) if eligible is None else _mask(eligible, th.shape,
+                                                                  "pehe.eligible")
     mask = mask[:, 1:]
     if not mask.any():
         raise ValueError("pehe.eligible: no eligible (row, offer) pair.")
@@ -67,9 +98,10 @@ def pehe(tau_hat: Any, tau_true: Any, eligible: Any | None = None) -> float:
 def best_offer(tau_hat: Any, eligible: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(a_hat, score)``: each row's best eligible offer ``argmax_{a>=1} tau_hat`` and its
     predicted uplift (``(0, 0.0)`` for rows with no eligible offer)."""
-    th = _arr(tau_hat, "best_offer.tau_hat", 2)[:, 1:].copy()
+    full = _arr(tau_hat, "best_offer.tau_hat", 2)
+    th = full[:, 1:].copy()
     if eligible is not None:
-        th[~np.asarray(eligible, bool)[:, 1:]] = -np.inf
+        th[~_mask(eligible, full.shape, "best_offer.eligible")[:, 1:]] = -np.inf
     idx = np.argmax(th, axis=1)
     score = th[np.arange(len(th)), idx]
     none = ~np.isfinite(score)  # no eligible offer: "no offer", zero predicted uplift
@@ -77,19 +109,24 @@ def best_offer(tau_hat: Any, eligible: Any | None = None) -> tuple[np.ndarray, n
 
 
 def truth_gain(tau_true: Any, chosen: Any) -> np.ndarray:
-    """Exact per-row gain of giving row ``i`` the offer ``chosen[i]``: ``tau_true[i, chosen_i]``."""
+    """Exact per-row gain of giving row ``i`` the offer ``chosen[i]``: ``tau_true[i, chosen_i]``
+    (``chosen (n,)`` integer in ``[0, K]``)."""
     tt = _arr(tau_true, "truth_gain.tau_true", 2)
-    return tt[np.arange(len(tt)), np.asarray(chosen)]
+    chosen = _actions(chosen, "truth_gain.chosen", *tt.shape)
+    return tt[np.arange(len(tt)), chosen]
 
 
 def ipw_gain(chosen: Any, action: Any, reward: Any, action_prob: Any) -> np.ndarray:
     """Unbiased per-row gain from a randomised log:
     ``g_i = 1{A_i = c_i} y_i / e(c_i|x_i) - 1{A_i = 0} y_i / e(0|x_i)``, with ``E[g_i | x_i] =
     tau(x_i, c_i)``. Needs ``e(c_i|x_i) > 0`` and ``e(0|x_i) > 0`` (positivity)."""
-    action = np.asarray(action)
-    chosen = np.asarray(chosen)
     y = _arr(reward, "ipw_gain.reward", 1)
     e = _arr(action_prob, "ipw_gain.action_prob", 2)
+    if e.shape[0] != len(y):
+        raise ValueError(f"ipw_gain.action_prob: expected shape ({len(y)}, K+1) like reward, got "
+                         f"{e.shape}. Fix: pass the logged propensities of the same rows.")
+    chosen = _actions(chosen, "ipw_gain.chosen", *e.shape)
+    action = _actions(action, "ipw_gain.action", *e.shape)
     rows = np.arange(len(y))
     e_c, e_0 = e[rows, chosen], e[:, 0]
     if np.any(e_c <= 0) or np.any(e_0 <= 0):
@@ -124,11 +161,18 @@ def qini_coefficient(score: Any, gain: Any) -> float:
 
 
 def uplift_at_k(score: Any, gain: Any, fraction: float) -> float:
-    """Mean gain among the top ``fraction`` of rows by ``score``."""
+    """Mean gain among the top ``fraction`` of rows by ``score``:
+    ``mean_{i in top k by score} gain_i`` with ``k = max(1, round(fraction n))``; ``score`` and
+    ``gain`` are ``(n,)`` over the same rows."""
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"uplift_at_k.fraction: must lie in (0, 1], got {fraction}.")
     s = _arr(score, "uplift_at_k.score", 1)
     g = _arr(gain, "uplift_at_k.gain", 1)
+    if s.shape != g.shape:
+        raise ValueError(f"uplift_at_k.gain: shape {g.shape} must match score {s.shape}. Fix: "
+                         "pass one score and one gain per row.")
+    if len(s) == 0:
+        raise ValueError("uplift_at_k.score: no rows. Fix: pass at least one row.")
     k = max(1, round(fraction * len(s)))
     return float(np.mean(g[np.argsort(-s, kind="stable")[:k]]))
 

@@ -3,23 +3,34 @@ r"""Off-policy estimators of a policy's value (or cost) from logged bandit feedb
 All take OBP's argument names, keyword-only: ``reward (n,)``, ``action (n,)`` (0 = no offer),
 ``pscore (n,)`` = logging probability of the logged action, ``action_dist (n, K+1)`` = the
 evaluated policy ``pi(.|x_i)`` (stochastic or one-hot), ``q_hat (n, K+1)`` = any outcome model's
-prediction of ``E[reward | x_i, a]``. With ``w_i = pi(a_i|x_i) / pscore_i``,
-``q_i = q_hat[i, a_i]`` and ``dm_i = sum_a pi(a|x_i) q_hat[i, a]``:
+prediction of ``E[reward | x_i, a]``, optional ``logging_dist (n, K+1)`` = the logging policy's
+full distribution ``pi_0(.|x_i)`` (used for per-row support and cross-checked against ``pscore``).
+With ``w_i = pi(a_i|x_i) / pscore_i``, ``q_i = q_hat[i, a_i]`` and
+``dm_i = sum_a pi(a|x_i) q_hat[i, a]``:
 
-=============  ============================================================================
-``dm``         ``mean(dm_i)``; needs a correct outcome model (its CI ignores model error).
-``ips``        ``mean(w_i r_i)``; unbiased when ``pscore`` is the true logging probability
-               and the logger supports every action ``pi`` takes (overlap).
-``snips``      ``sum w_i r_i / sum w_i``; consistent under the same assumptions, bounded by the
-               reward range; small bias ``O(1/n)``.
-``clipped_ips`` ``mean(min(w_i, lambda_) r_i)``; biased towards zero, lower variance.
-``dr``         ``mean(dm_i + w_i (r_i - q_i))``; unbiased if either the propensities or the
-               outcome model are right.
-``sndr``       ``mean(dm_i) + sum w_i (r_i - q_i) / sum w_i``.
-``switch_dr``  ``mean(dm_i + 1{w_i <= lambda_} w_i (r_i - q_i))``: DM where weights explode.
-``dr_os``      ``mean(dm_i + w~_i (r_i - q_i))`` with optimistic shrinkage
-               ``w~ = lambda_ w / (w^2 + lambda_)`` (Su et al., 2020).
-=============  ============================================================================
+=============== ==========================================================================
+``dm``          ``mean(dm_i)``. Needs a correct outcome model ``q_hat = E[r | x, a]`` on the
+                actions ``pi`` takes; no propensities (its CI ignores model error).
+``ips``         ``mean(w_i r_i)``. Unbiased when ``pscore`` is the true logging probability
+                and the logger supports every action ``pi`` takes (overlap).
+``snips``       ``sum w_i r_i / sum w_i``. Consistent under the IPS assumptions, bias
+                ``O(1/n)``, always within the reward range.
+``clipped_ips`` ``mean(min(w_i, lambda_) r_i)``. Needs the IPS assumptions and is still biased
+                (towards zero for non-negative rewards) unless every ``w_i <= lambda_``;
+                lower variance.
+``dr``          ``mean(dm_i + w_i (r_i - q_i))``. Unbiased if the propensities are true (with
+                overlap; any ``q_hat`` fitted without row ``i``, e.g. cross-fitted), or if
+                ``q_hat`` is correct.
+``sndr``        ``mean(dm_i) + sum w_i (r_i - q_i) / sum w_i``. Consistent under either DR
+                condition, bias ``O(1/n)``; the correction is bounded by the residual range.
+``switch_dr``   ``mean(dm_i + 1{w_i <= lambda_} w_i (r_i - q_i))``. DR on rows with
+                ``w_i <= lambda_``, DM where weights explode: unbiased if the propensities are
+                true and ``q_hat`` is correct wherever ``w > lambda_`` (Wang et al., 2017).
+``dr_os``       ``mean(dm_i + w~_i (r_i - q_i))``, ``w~ = lambda_ w / (w^2 + lambda_)``: DR with
+                optimistic shrinkage (Su et al., 2020). Unbiased if ``q_hat`` is correct; with
+                true propensities its bias is ``E[(w~ - w)(r - q)]`` (-> DR as
+                ``lambda_ -> inf``, -> DM as ``lambda_ -> 0``).
+=============== ==========================================================================
 
 Uncertainty: every estimator is written as ``value = mean(phi_i)`` for a per-row influence term
 ``phi_i`` (for the self-normalised ones, the delta-method linearisation, e.g. for SNIPS
@@ -28,8 +39,14 @@ Uncertainty: every estimator is written as ``value = mean(phi_i)`` for a per-row
 CIs by resampling rows and recomputing the whole estimator (self-normalisation inside every
 resample). The same functions evaluate cost: pass the cost as ``reward``.
 
-Sums accumulate in float64 (``jax_enable_x64``); the large-array checks (row sums, finiteness) run
-inside the same jitted pass as the estimate and raise a ``ValueError`` naming the argument.
+Support: ``unsupported_mass = mean_i sum_a pi(a|x_i) 1{a unsupported at x_i}``, where ``a`` is
+unsupported when ``logging_dist[i, a] = 0`` or, without ``logging_dist``, when the log never
+contains action ``a`` (per seed in :func:`estimate_batch`). Importance-weighted estimators cannot
+see that mass, so it is reported and warned (:class:`UnsupportedActionWarning`).
+
+Sums accumulate in float64 (``jax_enable_x64``); the large-array checks (row sums, finiteness,
+``logging_dist`` against ``pscore``) run inside the same jitted pass as the estimate and raise a
+``ValueError`` naming the one argument at fault.
 """
 
 from __future__ import annotations
@@ -66,13 +83,18 @@ __all__ = [
     "switch_dr",
 ]
 
+# absolute tolerance on probability row sums, relative tolerance of pscore vs logging_dist
+# (float32 storage of a float64 probability is off by <= 6e-8 relative)
+_PROB_TOL = 1e-6
+
 
 class Estimate(NamedTuple):
     """An off-policy estimate with its uncertainty and overlap diagnostics.
 
     ``ess = (sum w)^2 / sum w^2`` is the effective sample size of the importance weights (``n`` for
     DM); ``max_weight`` the largest weight; ``unsupported_mass`` the policy's average probability
-    on actions the logger never supports (then IPS-type estimators cannot see that mass)."""
+    on actions the logger does not support (then IPS-type estimators cannot see that mass). From
+    :func:`estimate_batch` every field is an ``(S,)`` array, one entry per seed."""
 
     value: Any
     stderr: Any
@@ -96,10 +118,36 @@ class _Rows(NamedTuple):
 
 
 class _Checks(NamedTuple):
+    reward_nonfinite: jax.Array  # any NaN/inf in reward
+    action_dist_nonfinite: jax.Array  # any NaN/inf in action_dist
+    q_hat_nonfinite: jax.Array  # any NaN/inf in q_hat (False without one)
     max_row_error: jax.Array  # max_i |sum_a pi(a|x_i) - 1|
-    min_prob: jax.Array
-    nonfinite: jax.Array  # any NaN/inf in the big inputs
-    unsupported: jax.Array  # mean_i sum_a pi(a|x_i) 1{logger never supports a}
+    min_prob: jax.Array  # min_{i,a} pi(a|x_i)
+    unsupported: jax.Array  # mean_i sum_a pi(a|x_i) 1{logger does not support a at x_i}
+    logging_nonfinite: jax.Array  # any NaN/inf in logging_dist (False without one)
+    logging_row_error: jax.Array  # max_i |sum_a pi_0(a|x_i) - 1| (0 without logging_dist)
+    logging_min: jax.Array  # min_{i,a} pi_0(a|x_i) (0 without logging_dist)
+    logging_min_logged: jax.Array  # min_i pi_0(a_i|x_i) (1 without logging_dist)
+    pscore_rel_error: jax.Array  # max_i |pscore_i - pi_0(a_i|x_i)| / pscore_i (0 without)
+
+
+def _merge_checks(parts: list[_Checks], weights: list[int]) -> _Checks:
+    """Combine the checks of consecutive row chunks (``weights`` = rows per chunk)."""
+    stack = [jnp.stack(x) for x in zip(*parts, strict=True)]
+    c = _Checks(*stack)
+    return _Checks(
+        reward_nonfinite=jnp.any(c.reward_nonfinite),
+        action_dist_nonfinite=jnp.any(c.action_dist_nonfinite),
+        q_hat_nonfinite=jnp.any(c.q_hat_nonfinite),
+        max_row_error=jnp.max(c.max_row_error),
+        min_prob=jnp.min(c.min_prob),
+        unsupported=jnp.sum(c.unsupported * jnp.asarray(weights, jnp.float64)) / sum(weights),
+        logging_nonfinite=jnp.any(c.logging_nonfinite),
+        logging_row_error=jnp.max(c.logging_row_error),
+        logging_min=jnp.min(c.logging_min),
+        logging_min_logged=jnp.min(c.logging_min_logged),
+        pscore_rel_error=jnp.max(c.pscore_rel_error),
+    )
 
 
 # --------------------------------------------------------------------------- per-row influence
@@ -158,7 +206,10 @@ _NEEDS_LAMBDA = {"clipped_ips", "switch_dr", "dr_os"}
 
 
 # ------------------------------------------------------------------------------- the jitted pass
-def _rows_and_checks(reward, action, pscore, action_dist, q_hat, support) -> tuple[_Rows, _Checks]:
+def _rows_and_checks(reward, action, pscore, action_dist, q_hat, seen,
+                     logging_dist) -> tuple[_Rows, _Checks]:
+    """Per-row terms and the input checks in one pass. Support is either ``seen (K+1,)`` (actions
+    present in the log; ``logging_dist`` None) or per row from ``logging_dist (n, K+1) > 0``."""
     dtype = jnp.float64
     pi = action_dist.astype(dtype)
     r = reward.astype(dtype)
@@ -175,19 +226,29 @@ def _rows_and_checks(reward, action, pscore, action_dist, q_hat, support) -> tup
         q = jnp.take_along_axis(qh, action[:, None], axis=1)[:, 0]
         dmv = jnp.sum(pi * qh, axis=1)
         # any NaN/inf in q_hat makes its row of pi * q_hat non-finite (0 * inf = NaN), so one
-        # check on dm covers the whole (n, K+1) array without another pass over it
+        # check on dm covers the whole (n, K+1) array without another pass over it (a NaN in pi
+        # does too, but action_dist is checked, and reported, first)
         q_bad = ~jnp.all(jnp.isfinite(dmv))
-    # likewise a NaN/inf in a row of pi makes its row sum non-finite
-    nonfinite = (~jnp.all(jnp.isfinite(row_sum))) | (~jnp.all(jnp.isfinite(r))) | q_bad
-    if support.shape[0] == 1:  # global support: one matrix-vector product
-        unsupported_per_row = pi @ (~support[0]).astype(dtype)
+    if logging_dist is None:  # global support: one matrix-vector product
+        unsupported_per_row = pi @ (~seen).astype(dtype)
+        logging = (jnp.asarray(False), jnp.asarray(0.0), jnp.asarray(0.0), jnp.asarray(1.0),
+                   jnp.asarray(0.0))
     else:
-        unsupported_per_row = jnp.sum(jnp.where(support, 0.0, pi), axis=1)
+        ld = logging_dist.astype(dtype)
+        ld_sum = jnp.sum(ld, axis=1)  # a NaN/inf in a row of ld makes its sum non-finite
+        ld_logged = jnp.take_along_axis(ld, action[:, None], axis=1)[:, 0]
+        unsupported_per_row = jnp.sum(jnp.where(ld > 0, 0.0, pi), axis=1)
+        logging = (~jnp.all(jnp.isfinite(ld_sum)), jnp.max(jnp.abs(ld_sum - 1.0)), jnp.min(ld),
+                   jnp.min(ld_logged), jnp.max(jnp.abs(ps - ld_logged) / ps))
     checks = _Checks(
-        max_row_error=jnp.max(jnp.abs(row_sum - 1.0)),
-        min_prob=jnp.min(pi),
-        nonfinite=nonfinite,
-        unsupported=jnp.mean(unsupported_per_row),
+        ~jnp.all(jnp.isfinite(r)),
+        # likewise a NaN/inf in a row of pi makes its row sum non-finite
+        ~jnp.all(jnp.isfinite(row_sum)),
+        q_bad,
+        jnp.max(jnp.abs(row_sum - 1.0)),
+        jnp.min(pi),
+        jnp.mean(unsupported_per_row),
+        *logging,
     )
     return _Rows(w, r, q, dmv), checks
 
@@ -204,8 +265,10 @@ def _finish(name, rows: _Rows, unsupported, lambda_, z):
 
 
 @partial(jax.jit, static_argnames=("name",))
-def _estimate_kernel(name, reward, action, pscore, action_dist, q_hat, support, lambda_, z):
-    rows, checks = _rows_and_checks(reward, action, pscore, action_dist, q_hat, support)
+def _estimate_kernel(name, reward, action, pscore, action_dist, q_hat, seen, logging_dist,
+                     lambda_, z):
+    rows, checks = _rows_and_checks(reward, action, pscore, action_dist, q_hat, seen,
+                                    logging_dist)
     est, phi = _finish(name, rows, checks.unsupported, lambda_, z)
     return est, checks, phi
 
@@ -220,26 +283,23 @@ _finish_jit = jax.jit(_finish, static_argnames=("name",))
 CHUNK_ROWS = 1 << 16
 
 
-def _estimate_chunked(name, reward, action, pscore, action_dist, q_hat, support, lambda_, z):
+def _estimate_chunked(name, reward, action, pscore, action_dist, q_hat, seen, logging_dist,
+                      lambda_, z):
     """:func:`_estimate_kernel` for large host inputs: per-row reductions and checks chunk by
     chunk, then the estimator on the (n,) per-row terms (same formulas, same float64 sums)."""
     n = reward.shape[0]
-    parts, checks = [], []
+    parts, checks, sizes = [], [], []
     for start in range(0, n, CHUNK_ROWS):
         sl = slice(start, start + CHUNK_ROWS)
         rows, chk = _rows_and_checks_jit(
             reward[sl], action[sl], pscore[sl], action_dist[sl],
-            None if q_hat is None else q_hat[sl],
-            support if support.shape[0] == 1 else support[sl])
+            None if q_hat is None else q_hat[sl], seen,
+            None if logging_dist is None else logging_dist[sl])
         parts.append(rows)
-        checks.append((chk, min(n, start + CHUNK_ROWS) - start))
+        checks.append(chk)
+        sizes.append(min(n, start + CHUNK_ROWS) - start)
     rows = _Rows(*(jnp.concatenate(x) for x in zip(*parts, strict=True)))
-    merged = _Checks(
-        max_row_error=jnp.max(jnp.stack([c.max_row_error for c, _ in checks])),
-        min_prob=jnp.min(jnp.stack([c.min_prob for c, _ in checks])),
-        nonfinite=jnp.any(jnp.stack([c.nonfinite for c, _ in checks])),
-        unsupported=sum(c.unsupported * m for c, m in checks) / n,
-    )
+    merged = _merge_checks(checks, sizes)
     est, phi = _finish_jit(name, rows, merged.unsupported, lambda_, z)
     return est, merged, phi
 
@@ -255,73 +315,135 @@ def _host(a):
     return a if isinstance(a, jax.Array) else np.asarray(a)
 
 
-def _validate_shapes(reward, action, pscore, action_dist, q_hat, name):
+def _min_max(a) -> tuple[Any, Any]:
+    """Min and max of a host or device array (reduced where it lives: no device-to-host copy)."""
+    xp = jnp if isinstance(a, jax.Array) else np
+    return xp.min(a).item(), xp.max(a).item()
+
+
+def _where(index: tuple[int, ...], batched: bool) -> str:
+    """``row i`` or ``seed s, row i`` for an index into an (n,) or (S, n) array."""
+    return f"seed {index[0]}, row {index[1]}" if batched else f"row {index[0]}"
+
+
+def _validate_inputs(reward, action, pscore, action_dist, q_hat, logging_dist, name: str,
+                     batched: bool = False):
+    """Shape, dtype and range checks on the host (cheap: (n,) vectors and shapes only; the
+    (n, K+1) arrays are checked inside the jitted pass). ``batched``: every argument has a leading
+    seed axis ``S``; the checks cover all seeds."""
     reward, action, pscore, action_dist = (_host(a) for a in
                                            (reward, action, pscore, action_dist))
-    if reward.ndim != 1:
-        _fail("reward", f"expected shape (n,), got {reward.shape}", "pass one reward per row")
-    n = reward.shape[0]
+    rows = "(S, n)" if batched else "(n,)"
+    stack = "; stack one log per seed on a leading axis" if batched else ""
+    if reward.ndim != 1 + batched:
+        _fail("reward", f"expected shape {rows}, got {reward.shape}", "pass one reward per row"
+              + stack)
+    n = reward.shape[-1]
     if n < 2:
         _fail("reward", "need at least 2 rows for a standard error", "pass more logged rows")
-    if action.shape != (n,):
-        _fail("action", f"expected shape ({n},) like reward, got {action.shape}",
-              "pass one logged action per row")
+    if action.shape != reward.shape:
+        _fail("action", f"expected shape {reward.shape} like reward, got {action.shape}",
+              "pass one logged action per row" + stack)
     if not jnp.issubdtype(action.dtype, jnp.integer):
         _fail("action", f"dtype {action.dtype} is not integer", "encode actions as 0..K")
-    if pscore.shape != (n,):
-        _fail("pscore", f"expected shape ({n},) like reward, got {pscore.shape}",
-              "pass the logging probability of each logged action")
-    if action_dist.ndim != 2 or action_dist.shape[0] != n:
-        _fail("action_dist", f"expected shape ({n}, K+1), got {action_dist.shape}",
-              "pass the evaluated policy's distribution over all K+1 actions per row")
-    k1 = action_dist.shape[1]
-    a_np = np.asarray(action)
-    if a_np.min() < 0 or a_np.max() >= k1:
+    if pscore.shape != reward.shape:
+        _fail("pscore", f"expected shape {reward.shape} like reward, got {pscore.shape}",
+              "pass the logging probability of each logged action" + stack)
+    if action_dist.ndim != reward.ndim + 1 or action_dist.shape[:-1] != reward.shape:
+        want = "(" + ", ".join(str(d) for d in reward.shape) + ", K+1)"
+        _fail("action_dist", f"expected shape {want}, got {action_dist.shape}",
+              "pass the evaluated policy's distribution over all K+1 actions per row" + stack)
+    k1 = action_dist.shape[-1]
+    lo, hi = _min_max(action)  # every seed, not just the first
+    if lo < 0 or hi >= k1:
         _fail("action", f"values must lie in [0, {k1 - 1}] (action_dist has {k1} columns), got "
-              f"[{a_np.min()}, {a_np.max()}]", "encode actions 0..K and match action_dist")
+              f"[{lo}, {hi}]", "encode actions 0..K and match action_dist")
     ps = np.asarray(pscore)
-    if not np.all(np.isfinite(ps)) or (ps <= 0).any() or (ps > 1).any():
-        bad = int(np.flatnonzero(~(np.isfinite(ps) & (ps > 0) & (ps <= 1)))[0])
-        _fail("pscore", f"must lie in (0, 1]; row {bad} has {ps[bad]!r}",
+    ok = np.isfinite(ps) & (ps > 0) & (ps <= 1)
+    if not ok.all():
+        bad = np.unravel_index(int(np.flatnonzero(~ok.ravel())[0]), ps.shape)
+        _fail("pscore", f"must lie in (0, 1]; {_where(bad, batched)} has {ps[bad]!r}",
               "a logged action must have had positive logging probability; fix or drop the row")
-    if name in _NEEDS_Q:
-        if q_hat is None:
-            _fail("q_hat", f"{name} needs an outcome model", "pass q_hat of shape (n, K+1)")
+    if name in _NEEDS_Q and q_hat is None:
+        _fail("q_hat", f"{name} needs an outcome model", "pass q_hat of shape "
+              + ("(S, n, K+1)" if batched else "(n, K+1)"))
     if q_hat is not None:
         q_hat = _host(q_hat)
         if q_hat.shape != action_dist.shape:
             _fail("q_hat", f"expected shape {action_dist.shape} like action_dist, got "
                   f"{q_hat.shape}", "predict every action for every row")
-    return reward, action, pscore, action_dist, q_hat
+    if logging_dist is not None:
+        logging_dist = _host(logging_dist)
+        if logging_dist.shape != action_dist.shape:
+            _fail("logging_dist", f"expected shape {action_dist.shape} like action_dist, got "
+                  f"{logging_dist.shape}", "pass the logging policy's full distribution per row "
+                  "(LoggedData.action_prob)")
+    return reward, action, pscore, action_dist, q_hat, logging_dist
 
 
-def _support(action, k1, logging_dist, n):
-    if logging_dist is None:  # global support: actions the logger was ever seen taking
-        seen = np.bincount(np.asarray(action), minlength=k1) > 0
-        return jnp.asarray(np.broadcast_to(seen, (1, k1)))
-    logging_dist = jnp.asarray(logging_dist)
-    if logging_dist.shape != (n, k1):
-        _fail("logging_dist", f"expected shape ({n}, {k1}), got {logging_dist.shape}",
-              "pass the logging policy's full distribution per row (LoggedData.action_prob)")
-    return logging_dist > 0
+def _seen(action, k1: int) -> jax.Array:
+    """Actions present in the log: ``(K+1,)`` bool for ``action (n,)``, ``(S, K+1)`` per seed for
+    ``action (S, n)`` (the support when no ``logging_dist`` is given)."""
+    a = np.asarray(action)
+    if a.ndim == 1:
+        return jnp.asarray(np.bincount(a, minlength=k1) > 0)
+    seen = np.zeros((a.shape[0], k1), bool)
+    seen[np.arange(a.shape[0])[:, None], a] = True
+    return jnp.asarray(seen)
 
 
-def _check_results(checks: _Checks, has_q: bool) -> None:
-    if bool(checks.nonfinite):
-        _fail("reward/action_dist" + ("/q_hat" if has_q else ""), "contain NaN or inf",
-              "repair the inputs; an estimate from non-finite data would be NaN")
-    if float(checks.max_row_error) > 1e-6:
-        worst = float(checks.max_row_error)
-        _fail("action_dist", f"rows must sum to 1 (worst row off by {worst:.3g})",
+def _first(flags, batched: bool) -> str:
+    """`` (seed s)`` for the first seed whose flag is set (empty when not batched)."""
+    return f" (seed {int(np.flatnonzero(np.asarray(flags))[0])})" if batched else ""
+
+
+def _check_results(checks: _Checks, has_q: bool, has_logging: bool,
+                   batched: bool = False) -> None:
+    """Raise ``ValueError`` naming the one argument at fault, then warn about unsupported mass.
+    Fields are scalars, or ``(S,)`` per seed when ``batched``."""
+    c = _Checks(*(np.asarray(v) for v in jax.device_get(checks)))  # one transfer
+    repair = "repair or drop those rows; an estimate from non-finite data would be NaN"
+    for flag, field in ((c.reward_nonfinite, "reward"),
+                        (c.action_dist_nonfinite, "action_dist"),
+                        (c.q_hat_nonfinite if has_q else np.zeros((), bool), "q_hat")):
+        if flag.any():
+            _fail(field, f"contains NaN or inf{_first(flag, batched)}", repair)
+    if (c.max_row_error > _PROB_TOL).any():
+        _fail("action_dist", f"rows must sum to 1 (worst row off by {c.max_row_error.max():.3g})"
+              f"{_first(c.max_row_error > _PROB_TOL, batched)}",
               "normalise the policy's distribution per row")
-    if float(checks.min_prob) < 0:
-        _fail("action_dist", "has negative probabilities", "pass a probability distribution")
-    if float(checks.unsupported) > 0:
+    if (c.min_prob < 0).any():
+        _fail("action_dist", f"has negative probabilities{_first(c.min_prob < 0, batched)}",
+              "pass a probability distribution")
+    if has_logging:
+        fix = "pass the logging policy's full distribution per row (LoggedData.action_prob)"
+        if c.logging_nonfinite.any():
+            _fail("logging_dist", f"contains NaN or inf{_first(c.logging_nonfinite, batched)}",
+                  fix)
+        if (c.logging_min < 0).any():
+            _fail("logging_dist", "has negative probabilities"
+                  f"{_first(c.logging_min < 0, batched)}", fix)
+        if (c.logging_row_error > _PROB_TOL).any():
+            _fail("logging_dist", f"rows must sum to 1 (worst row off by "
+                  f"{c.logging_row_error.max():.3g})"
+                  f"{_first(c.logging_row_error > _PROB_TOL, batched)}", fix)
+        if (c.logging_min_logged <= 0).any():
+            _fail("logging_dist", "gives probability 0 to a logged action, which the logger "
+                  f"could then never have taken{_first(c.logging_min_logged <= 0, batched)}",
+                  "pass the distribution the logged actions were actually drawn from")
+        if (c.pscore_rel_error > _PROB_TOL).any():
+            _fail("logging_dist", "disagrees with pscore: logging_dist[i, action_i] != pscore_i "
+                  f"(worst relative gap {c.pscore_rel_error.max():.3g})"
+                  f"{_first(c.pscore_rel_error > _PROB_TOL, batched)}",
+                  "pass pscore = logging_dist[i, action_i] from the same logging policy")
+    if (c.unsupported > 0).any():
+        where = (f"in {int((c.unsupported > 0).sum())} of {c.unsupported.size} seeds "
+                 if batched else "")
         warnings.warn(
-            f"the evaluated policy puts {float(checks.unsupported):.4f} of its mass (per row, on "
-            "average) on actions the logging policy never takes; importance-weighted estimators "
-            "cannot see that mass (reported as Estimate.unsupported_mass).",
-            UnsupportedActionWarning, stacklevel=3)
+            f"{where}the evaluated policy puts {'up to ' if batched else ''}"
+            f"{float(c.unsupported.max()):.4f} of its mass (per row, on average) on actions the "
+            "logging policy does not support; importance-weighted estimators cannot see that mass "
+            "(reported as Estimate.unsupported_mass).", UnsupportedActionWarning, stacklevel=3)
 
 
 def _check_options(name: str, lambda_: float | None, alpha: float) -> tuple[float, float]:
@@ -336,25 +458,87 @@ def _check_options(name: str, lambda_: float | None, alpha: float) -> tuple[floa
 
 def estimate(name: str, *, reward, action, pscore, action_dist, q_hat=None, lambda_=None,
              alpha: float = 0.05, logging_dist=None, return_influence: bool = False):
-    """Run estimator ``name`` (one of :data:`ESTIMATORS`) with an analytic ``1 - alpha`` CI."""
+    """Run estimator ``name`` (one of :data:`ESTIMATORS`) with an analytic ``1 - alpha`` CI.
+
+    ``logging_dist (n, K+1)``, if given, must be a distribution per row with
+    ``logging_dist[i, action_i] = pscore_i > 0``; it defines per-row support. With
+    ``return_influence`` also returns the per-row influence terms ``phi (n,)``."""
     if name not in _KERNELS:
         _fail("name", f"unknown estimator {name!r}", f"use one of {ESTIMATORS}")
     lam, z = _check_options(name, lambda_, alpha)
-    reward, action, pscore, action_dist, q_hat = _validate_shapes(
-        reward, action, pscore, action_dist, q_hat, name)
+    reward, action, pscore, action_dist, q_hat, logging_dist = _validate_inputs(
+        reward, action, pscore, action_dist, q_hat, logging_dist, name)
     n, k1 = action_dist.shape
-    support = _support(action, k1, logging_dist, n)
+    seen = _seen(action, k1) if logging_dist is None else None
     q = q_hat if name in _NEEDS_Q else None
     on_host = not isinstance(action_dist, jax.Array) and (q is None or
                                                            not isinstance(q, jax.Array))
     kernel = _estimate_chunked if on_host and n > 4 * CHUNK_ROWS else _estimate_kernel
-    est, checks, phi = kernel(name, reward, action, pscore, action_dist, q, support, lam, z)
-    _check_results(checks, q_hat is not None)
+    est, checks, phi = kernel(name, reward, action, pscore, action_dist, q, seen, logging_dist,
+                              lam, z)
+    _check_results(checks, q is not None, logging_dist is not None)
     est = Estimate(*(float(v) if i != 4 else int(v) for i, v in enumerate(est)))
     return (est, np.asarray(phi)) if return_influence else est
 
 
-def _named(name: str) -> Callable[..., Estimate]:
+_COMMON_DOC = """
+
+Arguments (OBP's names, keyword-only): ``reward (n,)``, ``action (n,)`` in ``0..K``,
+``pscore (n,)`` = ``pi_0(a_i|x_i)``, ``action_dist (n, K+1)`` = ``pi(.|x_i)``, ``q_hat (n, K+1)``,
+``lambda_``, ``alpha`` (analytic ``1 - alpha`` CI) and optional ``logging_dist (n, K+1)`` (per-row
+support, checked against ``pscore``); see :func:`estimate`. Notation: ``w_i = pi(a_i|x_i) /
+pscore_i``, ``q_i = q_hat[i, a_i]``, ``dm_i = sum_a pi(a|x_i) q_hat[i, a]``. Returns an
+:class:`Estimate`."""
+
+_DOCS: dict[str, str] = {
+    "dm": """Direct method: ``V = mean_i dm_i = mean_i sum_a pi(a|x_i) q_hat[i, a]``.
+
+Assumption: ``q_hat`` is a correct model of ``E[reward | x, a]`` on the actions ``pi`` takes
+(its bias is the model's bias). Uses no propensities, so needs no overlap; the CI reflects only
+the sampling of ``x`` and ignores the model's error. Needs ``q_hat``.""",
+    "ips": """Inverse propensity scoring: ``V = mean_i w_i r_i``.
+
+Assumption: ``pscore`` is the true logging probability of the logged action and the logger
+supports every action ``pi`` takes (overlap: ``pi(a|x) > 0 => pi_0(a|x) > 0``); then unbiased.
+Variance grows with the weights (see ``ess`` and ``max_weight``).""",
+    "snips": """Self-normalised IPS: ``V = sum_i w_i r_i / sum_i w_i``.
+
+Assumption: as IPS (true ``pscore``, overlap); then consistent with bias ``O(1/n)``, and the
+estimate always lies within the reward range. Delta-method influence
+``phi_i = V + w_i (r_i - V) / mean(w)``.""",
+    "clipped_ips": """Clipped IPS: ``V = mean_i min(w_i, lambda_) r_i``.
+
+Assumption: as IPS (true ``pscore``, overlap). Unbiased only if every ``w_i <= lambda_``;
+otherwise biased (towards zero for non-negative rewards) in exchange for lower variance.
+Needs ``lambda_ > 0`` (the weight cap).""",
+    "dr": """Doubly robust: ``V = mean_i [dm_i + w_i (r_i - q_i)]``.
+
+Assumption: either the propensities are true (with overlap; then unbiased for any ``q_hat`` that
+does not depend on row ``i``'s own reward, e.g. cross-fitted) or ``q_hat`` is correct. Needs
+``q_hat``.""",
+    "sndr": """Self-normalised doubly robust:
+``V = mean_i dm_i + sum_i w_i (r_i - q_i) / sum_i w_i``.
+
+Assumption: as DR (true propensities with overlap, or a correct ``q_hat``); then consistent with
+bias ``O(1/n)``, and the correction term is bounded by the range of the residuals ``r - q``.
+Needs ``q_hat``.""",
+    "switch_dr": """Switch doubly robust (Wang et al., 2017):
+``V = mean_i [dm_i + 1{w_i <= lambda_} w_i (r_i - q_i)]``: DR where ``w_i <= lambda_``, DM where
+the weights explode.
+
+Assumption: true propensities with overlap on rows with ``w <= lambda_``, and a correct ``q_hat``
+wherever ``w > lambda_`` (its bias is ``E[1{w > lambda_} w (r - q)]``). ``lambda_ -> inf`` gives
+DR, ``lambda_ -> 0`` DM. Needs ``q_hat`` and ``lambda_ > 0``.""",
+    "dr_os": """Doubly robust with optimistic shrinkage (Su et al., 2020):
+``V = mean_i [dm_i + w~_i (r_i - q_i)]`` with ``w~ = lambda_ w / (w^2 + lambda_)``.
+
+Assumption: unbiased if ``q_hat`` is correct; with true propensities (and overlap) its bias is
+``E[(w~ - w)(r - q)]``, small when ``q_hat`` is good or ``lambda_`` large (``lambda_ -> inf`` is
+DR, ``lambda_ -> 0`` is DM). Needs ``q_hat`` and ``lambda_ > 0``.""",
+}
+
+
+def _named(name: str, doc: str) -> Callable[..., Estimate]:
     def fn(*, reward, action, pscore, action_dist, q_hat=None, lambda_=None, alpha=0.05,
            logging_dist=None) -> Estimate:
         return estimate(name, reward=reward, action=action, pscore=pscore,
@@ -363,48 +547,44 @@ def _named(name: str) -> Callable[..., Estimate]:
 
     fn.__name__ = name
     fn.__qualname__ = name
-    fn.__doc__ = f"The ``{name}`` estimator (see the module docstring for its formula)."
+    fn.__doc__ = doc + _COMMON_DOC
     return fn
 
 
-dm = _named("dm")
-ips = _named("ips")
-snips = _named("snips")
-clipped_ips = _named("clipped_ips")
-dr = _named("dr")
-sndr = _named("sndr")
-switch_dr = _named("switch_dr")
-dr_os = _named("dr_os")
+dm = _named("dm", _DOCS["dm"])
+ips = _named("ips", _DOCS["ips"])
+snips = _named("snips", _DOCS["snips"])
+clipped_ips = _named("clipped_ips", _DOCS["clipped_ips"])
+dr = _named("dr", _DOCS["dr"])
+sndr = _named("sndr", _DOCS["sndr"])
+switch_dr = _named("switch_dr", _DOCS["switch_dr"])
+dr_os = _named("dr_os", _DOCS["dr_os"])
 
 
 # ---------------------------------------------------------------------- many seeds in one call
 def estimate_batch(name: str, *, reward, action, pscore, action_dist, q_hat=None, lambda_=None,
-                   alpha: float = 0.05) -> Estimate:
-    """Estimator ``name`` on S logs at once (every argument has a leading seed axis), one
-    compilation (``vmap``); returns an :class:`Estimate` of ``(S,)`` arrays."""
+                   alpha: float = 0.05, logging_dist=None) -> Estimate:
+    """Estimator ``name`` on S logs at once (every argument has a leading seed axis:
+    ``reward, action, pscore (S, n)``, ``action_dist, q_hat, logging_dist (S, n, K+1)``), one
+    compilation (``vmap``); returns an :class:`Estimate` of ``(S,)`` arrays.
+
+    Every seed is validated (action range and dtype, pscore, and inside the vmapped pass the
+    finiteness, row sums and ``logging_dist`` checks); an error names the first bad seed. Support
+    is per seed: ``logging_dist > 0`` if given, else the actions present in that seed's log;
+    ``unsupported_mass`` is reported per seed and warned when any is positive."""
     if name not in _KERNELS:
         _fail("name", f"unknown estimator {name!r}", f"use one of {ESTIMATORS}")
     lam, z = _check_options(name, lambda_, alpha)
-    reward, action, pscore, action_dist = (_host(a) for a in
-                                           (reward, action, pscore, action_dist))
-    if reward.ndim != 2 or action_dist.ndim != 3:
-        _fail("reward/action_dist", f"expected (S, n) and (S, n, K+1), got {reward.shape} and "
-              f"{action_dist.shape}", "stack one log per seed on a leading axis")
-    q = _host(q_hat) if (q_hat is not None and name in _NEEDS_Q) else None
-    _validate_shapes(reward[0], action[0], pscore[0], action_dist[0],
-                     None if q is None else q[0], name)
-    ps = np.asarray(pscore)
-    if not np.all(np.isfinite(ps)) or (ps <= 0).any() or (ps > 1).any():
-        _fail("pscore", "must lie in (0, 1] in every seed", "fix or drop those rows")
-    support = jnp.ones((1, action_dist.shape[2]), bool)
+    reward, action, pscore, action_dist, q_hat, logging_dist = _validate_inputs(
+        reward, action, pscore, action_dist, q_hat, logging_dist, name, batched=True)
+    q = q_hat if name in _NEEDS_Q else None
+    seen = _seen(action, action_dist.shape[-1]) if logging_dist is None else None
 
-    def one(r, a, p, pi, qh):
-        return _estimate_kernel(name, r, a, p, pi, qh, support, lam, z)[:2]
+    def one(r, a, p, pi, qh, sn, ld):
+        return _estimate_kernel(name, r, a, p, pi, qh, sn, ld, lam, z)[:2]
 
-    est, checks = jax.vmap(one)(reward, action, pscore, action_dist, q)
-    worst = _Checks(jnp.max(checks.max_row_error), jnp.min(checks.min_prob),
-                    jnp.any(checks.nonfinite), jnp.max(checks.unsupported))
-    _check_results(worst, q is not None)
+    est, checks = jax.vmap(one)(reward, action, pscore, action_dist, q, seen, logging_dist)
+    _check_results(checks, q is not None, logging_dist is not None, batched=True)
     return Estimate(*(np.asarray(v) for v in est))
 
 
@@ -432,11 +612,11 @@ def bootstrap(name: str, *, reward, action, pscore, action_dist, q_hat=None, lam
     base = estimate(name, reward=reward, action=action, pscore=pscore, action_dist=action_dist,
                     q_hat=q_hat, lambda_=lambda_, alpha=alpha)
     lam, _ = _check_options(name, lambda_, alpha)
-    reward, action, pscore, action_dist, q_hat = _validate_shapes(
-        reward, action, pscore, action_dist, q_hat, name)
-    rows, _ = jax.jit(_rows_and_checks)(reward, action, pscore, action_dist,
-                                        q_hat if name in _NEEDS_Q else None,
-                                        jnp.ones((1, action_dist.shape[1]), bool))
+    reward, action, pscore, action_dist, q_hat, _ = _validate_inputs(
+        reward, action, pscore, action_dist, q_hat, None, name)
+    rows, _ = _rows_and_checks_jit(reward, action, pscore, action_dist,
+                                   q_hat if name in _NEEDS_Q else None,
+                                   jnp.ones(action_dist.shape[1], bool), None)
     key = jax.random.key(0) if key is None else key
     draws = np.asarray(_bootstrap_kernel(name, key, rows, lam, n_boot, batch_size))
     lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2])

@@ -4,9 +4,11 @@ r"""Cross-fitted outcome model ``q_hat (n, K+1)`` for the doubly robust OPE esti
 :class:`estimators.base.BaseModel`: ``Ridge``, ``Logistic``, ``MLP``), fitted on the rows that
 took action ``a``. K-fold cross-fitting: row ``i`` in fold ``f`` is predicted by the models fitted
 on the other folds only, so ``q_hat`` is independent of row ``i``'s own noise (the condition under
-which DR's analytic CI stays valid; Chernozhukov et al., 2018). Assumes every action appears in
-every training split (otherwise that arm's model is fitted on nothing and its prediction is the
-base model's prior, e.g. 0 for ridge); :func:`cross_fit_q_hat` checks it.
+which DR's analytic CI stays valid; Chernozhukov et al., 2018). Needs every action in every
+training split: for each fold ``f`` and action ``a`` at least one row with action ``a`` outside
+``f`` (otherwise that model is fitted on nothing and its prediction is the base model's prior,
+e.g. 0 for ridge). The folds are drawn first and this is checked for every (fold, action) pair,
+in every seed, before any fit; a violation is a ``ValueError`` naming ``action``.
 """
 
 from __future__ import annotations
@@ -38,10 +40,9 @@ def _masks(action: jax.Array, fold: jax.Array, n_actions: int, n_folds: int) -> 
     return ((fold[None, :] != f) & (action[None, :] == a)).astype(jnp.float64)
 
 
-def _core(base: BaseModel, x: jax.Array, action: jax.Array, reward: jax.Array, key: jax.Array,
+def _core(base: BaseModel, x: jax.Array, action: jax.Array, reward: jax.Array, fold: jax.Array,
           n_actions: int, n_folds: int) -> jax.Array:
     n = x.shape[0]
-    fold = _fold_ids(n, n_folds, key)
     masks = _masks(action, fold, n_actions, n_folds)
     params = jax.lax.map(lambda w: base.fit(x, reward, w), masks)
     preds = jax.vmap(lambda p: base.predict(p, x))(params)  # (F*A, n)
@@ -54,9 +55,33 @@ _core_jit = jax.jit(_core, static_argnames=("base", "n_actions", "n_folds"))
 
 
 @partial(jax.jit, static_argnames=("base", "n_actions", "n_folds"))
-def _core_batch(base, x, action, reward, keys, n_actions, n_folds):
-    return jax.vmap(lambda xs, a, r, k: _core(base, xs, a, r, k, n_actions, n_folds))(
-        x, action, reward, keys)
+def _core_batch(base, x, action, reward, folds, n_actions, n_folds):
+    return jax.vmap(lambda xs, a, r, f: _core(base, xs, a, r, f, n_actions, n_folds))(
+        x, action, reward, folds)
+
+
+_fold_ids_jit = jax.jit(_fold_ids, static_argnums=(0, 1))
+_fold_ids_batch = jax.jit(jax.vmap(_fold_ids, in_axes=(None, None, 0)), static_argnums=(0, 1))
+
+
+def _check_fold_support(action: np.ndarray, folds: np.ndarray, n_actions: int,
+                        n_folds: int) -> None:
+    """Raise unless every (fold f, action a) training set, the rows with action ``a`` outside
+    fold ``f``, is non-empty (in every seed for ``(S, n)`` inputs)."""
+    a2, f2 = np.atleast_2d(action), np.atleast_2d(folds)
+    for s in range(a2.shape[0]):
+        counts = np.bincount(f2[s] * n_actions + a2[s], minlength=n_folds * n_actions).reshape(
+            n_folds, n_actions)
+        train = counts.sum(axis=0)[None, :] - counts  # rows of action a outside fold f
+        if (train == 0).any():
+            bad = sorted({int(a) for a in np.nonzero(train == 0)[1]})
+            where = f" in seed {s}" if action.ndim == 2 else ""
+            raise ValueError(
+                f"action: actions {bad} have no training rows in some fold's complement{where} "
+                f"(logged {counts.sum(axis=0)[bad].tolist()} times, n_folds={n_folds}), so their "
+                "cross-fitted outcome model would be fitted on nothing and predict the base "
+                "model's prior. Fix: lower n_folds, try another key, or log more rows of those "
+                "actions.")
 
 
 def _check(x: Any, action: Any, reward: Any, n_actions: int, n_folds: int,
@@ -80,11 +105,6 @@ def _check(x: Any, action: Any, reward: Any, n_actions: int, n_folds: int,
         raise ValueError(f"n_folds: need 2 <= n_folds <= n, got {n_folds}. Fix: use 5.")
     if not (np.isfinite(x).all() and np.isfinite(reward).all()):
         raise ValueError("x/reward: contain NaN or inf. Fix: repair or drop those rows.")
-    counts = (action[..., None] == np.arange(n_actions)).sum(axis=-2)
-    if (counts < n_folds).any():
-        raise ValueError(f"action: some action is logged fewer than n_folds={n_folds} times "
-                         f"(counts {counts.min(axis=0) if batched else counts}), so a fold's "
-                         "model for it would see no data. Fix: fewer folds or more data.")
     return jnp.asarray(x), jnp.asarray(action), jnp.asarray(reward)
 
 
@@ -93,10 +113,13 @@ def cross_fit_q_hat(x: Any, action: Any, reward: Any, *, n_actions: int,
                     key: jax.Array | None = None) -> jax.Array:
     """Cross-fitted ``q_hat (n, n_actions)``: ``q_hat[i, a] = m_{a, -f(i)}(x_i)`` where
     ``m_{a, -f}`` is ``base`` fitted on rows with action ``a`` outside fold ``f`` (random balanced
-    folds from ``key``). One compilation for all ``n_folds * n_actions`` fits."""
+    folds from ``key``). One compilation for all ``n_folds * n_actions`` fits. Raises
+    ``ValueError`` naming ``action`` if some (fold, action) training set is empty."""
     x, action, reward = _check(x, action, reward, n_actions, n_folds, batched=False)
     key = jax.random.key(0) if key is None else key
-    return _core_jit(base, x, action, reward, key, n_actions, n_folds)
+    fold = _fold_ids_jit(x.shape[0], n_folds, key)
+    _check_fold_support(np.asarray(action), np.asarray(fold), n_actions, n_folds)
+    return _core_jit(base, x, action, reward, fold, n_actions, n_folds)
 
 
 def cross_fit_q_hat_batch(x: Any, action: Any, reward: Any, *, n_actions: int,
@@ -106,5 +129,6 @@ def cross_fit_q_hat_batch(x: Any, action: Any, reward: Any, *, n_actions: int,
     ``vmap``-ed in one compilation; returns ``(S, n, n_actions)``."""
     x, action, reward = _check(x, action, reward, n_actions, n_folds, batched=True)
     key = jax.random.key(0) if key is None else key
-    keys = jax.random.split(key, x.shape[0])
-    return _core_batch(base, x, action, reward, keys, n_actions, n_folds)
+    folds = _fold_ids_batch(x.shape[1], n_folds, jax.random.split(key, x.shape[0]))
+    _check_fold_support(np.asarray(action), np.asarray(folds), n_actions, n_folds)
+    return _core_batch(base, x, action, reward, folds, n_actions, n_folds)

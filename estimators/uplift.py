@@ -3,12 +3,26 @@
 Action 0 is the no-offer control; ``n_actions = K + 1``. Every learner has
 
 * ``fit(x, action, reward, action_prob=None, n_actions=None) -> self``
-* ``predict_mu(x) -> (n, K+1)``: estimated ``mu(x, a) = E[reward | x, a]``
-* ``predict_tau(x) -> (n, K+1)``: estimated ``tau(x, a) = mu(x, a) - mu(x, 0)`` (column 0 is 0).
+* ``predict_mu(x, actions=None) -> (n, K+1)``: estimated ``mu(x, a) = E[reward | x, a]``
+* ``predict_tau(x, actions=None) -> (n, K+1)``: estimated ``tau(x, a) = mu(x, a) - mu(x, 0)``
+  (column 0 is 0)
+* ``supported_actions_``: the sorted actions the log identifies (always including 0).
 
 Per-arm and per-fold fits reuse one compiled base-model fit by masking ``sample_weight`` (static
 shapes; ``jax.lax.map`` over the masks keeps peak memory at one fit). ``action_prob (n, K+1)`` is
 the logged propensity of every action; DR and R require it and never assume uniform logging.
+
+Logs that never use some arms (the binary holdout design: one campaign offer ``o`` against no
+offer, ``action_prob`` with zero columns for the other offers) are accepted. An arm is *supported*
+when the logger uses it: its ``action_prob`` column is positive on some row, or, without
+``action_prob``, it has logged rows. Only supported arms are fitted (as EconML fits only the
+treatments present); an unsupported arm's effect is not identified by the log, so no number is
+invented for it: ``predict_tau(x)`` / ``predict_mu(x)`` keep the ``(n, K+1)`` contract whenever
+every arm is supported, and otherwise raise a ``ValueError`` naming the unsupported arms, while
+``predict_tau(x, actions=learner.supported_actions_)`` returns the identified columns (column
+``j`` is action ``actions[j]``). A zero, NaN or extrapolated column would be a silent wrong
+answer to an allocator that reads every column. A supported arm with fewer than 2 logged rows,
+and a log whose no-offer arm is unsupported, are errors at ``fit``.
 """
 
 from __future__ import annotations
@@ -35,6 +49,7 @@ __all__ = [
     "cross_fit_folds",
     "fit_masked",
     "predict_stacked",
+    "supported_actions",
 ]
 
 
@@ -55,9 +70,11 @@ def check_fit_inputs(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int]:
     """Validate learner inputs; return float64/int NumPy copies and ``n_actions``.
 
-    Raises ``ValueError`` naming the argument: wrong shapes, NaN, actions out of range, an arm with
-    no rows, propensities outside ``[0, 1]`` / rows not summing to 1 / zero propensity on the
-    logged action, or a missing ``action_prob`` where the learner needs it.
+    Raises ``ValueError`` naming the argument: wrong shapes, NaN, actions out of range,
+    propensities outside ``[0, 1]`` / rows not summing to 1 / zero propensity on the logged
+    action, a missing ``action_prob`` where the learner needs it, an unsupported no-offer arm, no
+    supported offer, or a supported arm (:func:`supported_actions`) with fewer than 2 rows.
+    Arms the logger never uses are allowed (they are not fitted).
     """
     x = np.asarray(x, dtype=np.float64)
     reward = np.asarray(reward, dtype=np.float64)
@@ -85,12 +102,6 @@ def check_fit_inputs(
     if action.min() < 0 or action.max() >= n_actions:
         raise ValueError(f"{where}: action must lie in [0, {n_actions - 1}], got range "
                          f"[{action.min()}, {action.max()}]. Fix: check n_actions.")
-    counts = np.bincount(action, minlength=n_actions)
-    if np.any(counts < 2):
-        missing = np.flatnonzero(counts < 2).tolist()
-        raise ValueError(f"{where}: actions {missing} have fewer than 2 logged rows, so their "
-                         f"outcome model cannot be fitted. Fix: log more data or drop those "
-                         f"actions (n_actions).")
     if require_propensity and action_prob is None:
         raise ValueError(f"{where}: action_prob is required (the logged propensities of every "
                          f"action); this learner never assumes uniform logging. Fix: pass "
@@ -105,9 +116,72 @@ def check_fit_inputs(
         if np.any(action_prob[np.arange(len(action)), action] <= 0):
             raise ValueError(f"{where}: action_prob is 0 for some logged actions. Fix: pass the "
                              f"propensities the actions were actually drawn from.")
+    counts = np.bincount(action, minlength=n_actions)
+    supported = supported_actions(action, action_prob, n_actions)
+    if supported[0] != 0:
+        raise ValueError(f"{where}: the no-offer action 0 is never logged (no rows"
+                         f"{' and zero action_prob[:, 0]' if action_prob is not None else ''}), "
+                         f"so no effect tau(x, a) = mu(x, a) - mu(x, 0) is identified. Fix: use a "
+                         f"log with a no-offer holdout.")
+    if len(supported) < 2:
+        raise ValueError(f"{where}: no offer (action >= 1) is logged, so there is no effect to "
+                         f"estimate. Fix: use a log in which some offer is given.")
+    few = [int(a) for a in supported if counts[a] < 2]
+    if few:
+        raise ValueError(f"{where}: actions {few} have fewer than 2 logged rows (counts "
+                         f"{counts[few].tolist()}) although the logger uses them, so their "
+                         f"outcome model cannot be fitted. Fix: log more data or drop those "
+                         f"actions (n_actions).")
     if base is not None and hasattr(base, "validate_labels"):
         base.validate_labels(reward, where)
     return x, action, reward, action_prob, int(n_actions)
+
+
+def supported_actions(action: np.ndarray, action_prob: np.ndarray | None,
+                      n_actions: int) -> np.ndarray:
+    """The sorted actions the logger uses: with ``action_prob``, those whose propensity column is
+    positive on some row (a logged action always is); without, those with a logged row."""
+    if action_prob is not None:
+        used = np.any(action_prob > 0, axis=0)
+    else:
+        used = np.bincount(action, minlength=n_actions) > 0
+    return np.flatnonzero(used)
+
+
+def _positions(obj: Any, actions: Any | None, where: str) -> np.ndarray | None:
+    """Columns of the supported-arm predictions for the requested ``actions``; ``None`` for all
+    ``K+1`` actions (then every arm must be supported)."""
+    sup = obj.supported_actions_
+    if actions is None:
+        if len(sup) == obj.n_actions_:
+            return None
+        missing = sorted(set(range(obj.n_actions_)) - set(sup.tolist()))
+        raise ValueError(f"{where}: actions {missing} were never logged (zero action_prob "
+                         f"everywhere, or no rows and no action_prob), so their effect is not "
+                         f"identified and they were not fitted. Fix: request the fitted "
+                         f"actions, actions=learner.supported_actions_ = {sup.tolist()} (column "
+                         f"j is then action supported_actions_[j]), or fit on a log that uses "
+                         f"every action.")
+    req = np.asarray(actions)
+    if req.ndim != 1 or req.size == 0 or not np.issubdtype(req.dtype, np.integer):
+        raise ValueError(f"{where}: actions must be a non-empty 1-D integer array of action "
+                         f"indices, got {req.dtype} {req.shape}. Fix: e.g. "
+                         f"actions=learner.supported_actions_.")
+    bad = sorted({int(a) for a in req if a not in set(sup.tolist())})
+    if bad:
+        raise ValueError(f"{where}: actions {bad} are not among the fitted (logged) actions "
+                         f"{sup.tolist()}, so their effect is not identified. Fix: request only "
+                         f"learner.supported_actions_.")
+    return np.searchsorted(sup, req)
+
+
+def _select(pred: jax.Array, cols: np.ndarray | None) -> jax.Array:
+    return pred if cols is None else pred[:, cols]
+
+
+def _with_control(tau_offers: jax.Array) -> jax.Array:
+    """Prepend the no-offer column (0) to per-offer effects ``(n, m)``."""
+    return jnp.concatenate([jnp.zeros((tau_offers.shape[0], 1)), tau_offers], axis=1)
 
 
 def fit_masked(base: BaseModel, x: Any, y: Any, weights: Any) -> Any:
@@ -143,14 +217,16 @@ def cross_fit_folds(n: int, n_folds: int, seed: int) -> np.ndarray:
 
 
 def check_fold_arm_counts(folds: np.ndarray, action: np.ndarray, n_actions: int, n_folds: int,
-                          where: str) -> None:
+                          where: str, labels: np.ndarray | None = None) -> None:
     """Raise ``ValueError`` if any fold's training complement has fewer than 2 rows of an action
-    (its cross-fitted outcome model would be fitted on nothing and return NaN)."""
+    (its cross-fitted outcome model would be fitted on nothing and return NaN). ``labels[j]``
+    is the action reported for column ``j`` (default ``j``)."""
     counts = np.bincount(folds * n_actions + action, minlength=n_folds * n_actions).reshape(
         n_folds, n_actions)
     train = counts.sum(axis=0)[None, :] - counts  # rows of each action outside each fold
     if np.any(train < 2):
-        bad = sorted({int(a) for a in np.nonzero(train < 2)[1]})
+        lab = np.arange(n_actions) if labels is None else np.asarray(labels)
+        bad = sorted({int(lab[a]) for a in np.nonzero(train < 2)[1]})
         raise ValueError(f"{where}: actions {bad} have fewer than 2 rows in some fold's training "
                          f"complement (n_folds={n_folds}), so their cross-fitted outcome model "
                          f"cannot be fitted. Fix: lower n_folds or log more rows of those "
@@ -193,7 +269,8 @@ class TLearner:
     ``tau(x, a) = mu_a(x) - mu_0(x)``. Unbiased for ``tau`` when each arm's model is correctly
     specified and, given ``x``, the action is unconfounded. With ``weight_by_propensity`` each
     row gets weight ``1 / action_prob[i, a_i]`` (corrects a misspecified model towards the
-    population fit under skewed logging); off by default.
+    population fit under skewed logging); off by default. Only the supported arms
+    (``supported_actions_``, module docstring) are fitted.
     """
 
     base: BaseModel = dataclasses.field(default_factory=Ridge)
@@ -201,25 +278,33 @@ class TLearner:
     params_: Any = dataclasses.field(default=None, repr=False)
     n_actions_: int | None = dataclasses.field(default=None, repr=False)
     n_features_: int | None = dataclasses.field(default=None, repr=False)
+    supported_actions_: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
             n_actions: int | None = None) -> TLearner:
         x, action, reward, action_prob, k1 = check_fit_inputs(
             x, action, reward, action_prob, n_actions, "TLearner.fit",
             require_propensity=self.weight_by_propensity, base=self.base)
+        sup = supported_actions(action, action_prob, k1)
         w = np.ones(len(action))
         if self.weight_by_propensity:
             w = 1.0 / action_prob[np.arange(len(action)), action]
-        self.params_ = fit_masked(self.base, x, reward, _arm_masks(action, k1) * w)
-        self.n_actions_, self.n_features_ = k1, x.shape[1]
+        self.params_ = fit_masked(self.base, x, reward, _arm_masks(action, k1)[sup] * w)
+        self.n_actions_, self.n_features_, self.supported_actions_ = k1, x.shape[1], sup
         return self
 
-    def predict_mu(self, x: Any) -> jax.Array:
-        x = _check_predict_x(self, x)
+    def _mu(self, x: jax.Array) -> jax.Array:
+        """``mu`` of the supported arms, ``(n, len(supported_actions_))``."""
         return predict_stacked(self.base, self.params_, x)
 
-    def predict_tau(self, x: Any) -> jax.Array:
-        return _tau_from_mu(self.predict_mu(x))
+    def predict_mu(self, x: Any, actions: Any | None = None) -> jax.Array:
+        x = _check_predict_x(self, x)
+        return _select(self._mu(x), _positions(self, actions, "TLearner.predict_mu"))
+
+    def predict_tau(self, x: Any, actions: Any | None = None) -> jax.Array:
+        x = _check_predict_x(self, x)
+        cols = _positions(self, actions, "TLearner.predict_tau")
+        return _select(_tau_from_mu(self._mu(x)), cols)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,7 +318,8 @@ class SLearner:
     ``interactions``), ``mu(x, a) = f([x, e_a])``; ``tau(x, a) = f([x, e_a]) - f([x, e_0])``.
 
     With a linear base and no interactions the effect is constant in ``x`` (the classic S-learner
-    bias towards zero heterogeneity); unbiased when ``f`` is correctly specified.
+    bias towards zero heterogeneity); unbiased when ``f`` is correctly specified. The design keeps
+    all ``K+1`` indicator columns; an unsupported arm's (all-zero) column is not predicted.
     """
 
     base: BaseModel = dataclasses.field(default_factory=Ridge)
@@ -241,6 +327,7 @@ class SLearner:
     params_: Any = dataclasses.field(default=None, repr=False)
     n_actions_: int | None = dataclasses.field(default=None, repr=False)
     n_features_: int | None = dataclasses.field(default=None, repr=False)
+    supported_actions_: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     def _design(self, x: jax.Array, action: jax.Array, k1: int) -> jax.Array:
         onehot = jax.nn.one_hot(action, k1, dtype=jnp.float64)[:, 1:]
@@ -251,23 +338,28 @@ class SLearner:
 
     def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
             n_actions: int | None = None) -> SLearner:
-        x, action, reward, _, k1 = check_fit_inputs(x, action, reward, action_prob, n_actions,
-                                                     "SLearner.fit", base=self.base)
+        x, action, reward, action_prob, k1 = check_fit_inputs(
+            x, action, reward, action_prob, n_actions, "SLearner.fit", base=self.base)
         self.params_ = self.base.fit(self._design(jnp.asarray(x), jnp.asarray(action), k1),
                                      reward)
         self.n_actions_, self.n_features_ = k1, x.shape[1]
+        self.supported_actions_ = supported_actions(action, action_prob, k1)
         return self
 
-    def predict_mu(self, x: Any) -> jax.Array:
-        x = _check_predict_x(self, x)
+    def _mu(self, x: jax.Array) -> jax.Array:
         k1 = self.n_actions_
-        cols = [self.base.predict(self.params_,
-                                  self._design(x, jnp.full(x.shape[0], a), k1))
-                for a in range(k1)]
+        cols = [self.base.predict(self.params_, self._design(x, jnp.full(x.shape[0], a), k1))
+                for a in self.supported_actions_]
         return jnp.stack(cols, axis=1)
 
-    def predict_tau(self, x: Any) -> jax.Array:
-        return _tau_from_mu(self.predict_mu(x))
+    def predict_mu(self, x: Any, actions: Any | None = None) -> jax.Array:
+        x = _check_predict_x(self, x)
+        return _select(self._mu(x), _positions(self, actions, "SLearner.predict_mu"))
+
+    def predict_tau(self, x: Any, actions: Any | None = None) -> jax.Array:
+        x = _check_predict_x(self, x)
+        cols = _positions(self, actions, "SLearner.predict_tau")
+        return _select(_tau_from_mu(self._mu(x)), cols)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,7 +376,7 @@ class XLearner:
     ``final`` into ``tau1_a`` and ``tau0_a``. Combination ``tau_a = g_a tau0_a + (1 - g_a) tau1_a``
     with ``g_a(x) = e_a(x) / (e_a(x) + e_0(x))``, a ridge regression of the logged ratio on ``x``
     (clipped to [0, 1]) when ``action_prob`` is given, else the constant arm share.
-    ``predict_mu = mu_0 + tau``.
+    ``predict_mu = mu_0 + tau``. Only the supported offers are fitted.
     """
 
     base: BaseModel = dataclasses.field(default_factory=Ridge)
@@ -295,40 +387,44 @@ class XLearner:
     gate_: Any = dataclasses.field(default=None, repr=False)
     n_actions_: int | None = dataclasses.field(default=None, repr=False)
     n_features_: int | None = dataclasses.field(default=None, repr=False)
+    supported_actions_: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
             n_actions: int | None = None) -> XLearner:
         x, action, reward, action_prob, k1 = check_fit_inputs(
             x, action, reward, action_prob, n_actions, "XLearner.fit")
         stage1 = TLearner(base=self.base).fit(x, action, reward, action_prob, k1)
-        mu = np.asarray(stage1.predict_mu(x))
-        masks = _arm_masks(action, k1)
-        # Row r of the stacked fits below is offer a = r + 1.
+        sup = stage1.supported_actions_
+        offers = sup[1:]
+        mu = np.asarray(stage1._mu(jnp.asarray(x)))  # (n, len(sup)), column j = action sup[j]
+        masks = _arm_masks(action, k1)[sup]
+        # Row r of the stacked fits below is offer a = offers[r].
         d1 = reward[None, :] - mu[:, 0][None, :]  # (1, n) broadcast: treated minus control model
-        d0 = mu[:, 1:].T - reward[None, :]  # (K, n)
-        k = k1 - 1
+        d0 = mu[:, 1:].T - reward[None, :]  # (len(offers), n)
+        k = len(offers)
         self.params1_ = _fit_columns(self.final, jnp.asarray(x),
                                      jnp.asarray(np.broadcast_to(d1.T, (len(reward), k))),
                                      jnp.asarray(masks[1:].T))
         self.params0_ = _fit_columns(self.final, jnp.asarray(x), jnp.asarray(d0.T),
                                      jnp.asarray(np.broadcast_to(masks[:1].T, (len(reward), k))))
         if action_prob is not None:
-            ratio = action_prob[:, 1:] / np.maximum(action_prob[:, 1:] + action_prob[:, :1],
-                                                    1e-12)
+            e_a, e_0 = action_prob[:, offers], action_prob[:, :1]
+            ratio = e_a / np.maximum(e_a + e_0, 1e-12)
             gate = Ridge(alpha=1.0)
-            # Rows with e_a + e_0 = 0 carry no information on the gate for offer a.
-            gate_w = (action_prob[:, 1:] + action_prob[:, :1] > 0).astype(np.float64)
+            # Rows with e_a + e_0 = 0 carry no information on the gate for offer a (a supported
+            # offer has e_a > 0 on some row, so its gate is fitted on something).
+            gate_w = (e_a + e_0 > 0).astype(np.float64)
             self.gate_ = ("model", gate, _fit_columns(gate, jnp.asarray(x), jnp.asarray(ratio),
                                                       jnp.asarray(gate_w)))
         else:
             share = masks[1:].sum(1) / (masks[1:].sum(1) + masks[0].sum())
             self.gate_ = ("constant", None, jnp.asarray(share))
         self.stage1_ = stage1
-        self.n_actions_, self.n_features_ = k1, x.shape[1]
+        self.n_actions_, self.n_features_, self.supported_actions_ = k1, x.shape[1], sup
         return self
 
-    def predict_tau(self, x: Any) -> jax.Array:
-        x = _check_predict_x(self, x)
+    def _tau(self, x: jax.Array) -> jax.Array:
+        """``tau`` of the supported arms, ``(n, len(supported_actions_))``."""
         tau1 = predict_stacked(self.final, self.params1_, x)
         tau0 = predict_stacked(self.final, self.params0_, x)
         kind, gate, gp = self.gate_
@@ -336,12 +432,16 @@ class XLearner:
             g = jnp.clip(predict_stacked(gate, gp, x), 0.0, 1.0)
         else:
             g = jnp.broadcast_to(gp, tau1.shape)
-        tau = g * tau0 + (1.0 - g) * tau1
-        return jnp.concatenate([jnp.zeros((x.shape[0], 1)), tau], axis=1)
+        return _with_control(g * tau0 + (1.0 - g) * tau1)
 
-    def predict_mu(self, x: Any) -> jax.Array:
-        mu0 = self.stage1_.predict_mu(x)[:, :1]
-        return mu0 + self.predict_tau(x)
+    def predict_tau(self, x: Any, actions: Any | None = None) -> jax.Array:
+        x = _check_predict_x(self, x)
+        return _select(self._tau(x), _positions(self, actions, "XLearner.predict_tau"))
+
+    def predict_mu(self, x: Any, actions: Any | None = None) -> jax.Array:
+        x = _check_predict_x(self, x)
+        cols = _positions(self, actions, "XLearner.predict_mu")
+        return _select(self.stage1_._mu(x)[:, :1] + self._tau(x), cols)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,7 +487,8 @@ class DRLearner:
     truth here), so regressing ``phi_a`` on ``x`` with ``final`` estimates ``tau_a``. Rows with
     ``e_a = 0`` (offer ineligible) or ``e_0 = 0`` (no-offer never logged there) are dropped from
     arm ``a``'s final fit. ``predict_mu`` is
-    ``mu_0`` (average of the fold models) plus ``tau``.
+    ``mu_0`` (average of the fold models) plus ``tau``. Only the supported arms are fitted (the
+    binary holdout design fits ``mu_0``, ``mu_o`` and ``tau_o`` only).
     """
 
     base: BaseModel = dataclasses.field(default_factory=Ridge)
@@ -398,40 +499,65 @@ class DRLearner:
     final_params_: Any = dataclasses.field(default=None, repr=False)
     n_actions_: int | None = dataclasses.field(default=None, repr=False)
     n_features_: int | None = dataclasses.field(default=None, repr=False)
+    supported_actions_: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     def pseudo_outcomes(self, x: Any, action: Any, reward: Any, action_prob: Any,
                         n_actions: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Cross-fitted AIPW pseudo-outcomes ``phi (n, K)`` for offers 1..K and their row
-        weights ``(n, K)`` (0 where ``e_a = 0``)."""
+        weights ``(n, K)`` (0 where ``e_a = 0`` or ``e_0 = 0``). The outcome models are fitted
+        for the supported arms only; an unsupported offer's column (``e_a = 0`` on every row)
+        has weight 0 everywhere and ``phi = 0``: it carries no information."""
         x, action, reward, action_prob, k1 = check_fit_inputs(
             x, action, reward, action_prob, n_actions, "DRLearner.fit", require_propensity=True,
             base=self.base)
+        sup = supported_actions(action, action_prob, k1)
+        pos = np.zeros(k1, dtype=np.int64)
+        pos[sup] = np.arange(len(sup))
+        action_s = pos[action]  # logged actions are supported: index into sup
         folds = cross_fit_folds(len(reward), self.n_folds, self.seed)
-        check_fold_arm_counts(folds, action, k1, self.n_folds, "DRLearner.fit")
-        phi, weight, params = _dr_pseudo_outcomes(
-            self.base, jnp.asarray(x), jnp.asarray(action), jnp.asarray(reward),
-            jnp.asarray(action_prob), jnp.asarray(folds), self.n_folds, k1)
-        self.outcome_params_ = params
-        return np.asarray(phi), np.asarray(weight)
+        check_fold_arm_counts(folds, action_s, len(sup), self.n_folds, "DRLearner.fit",
+                              labels=sup)
+        phi_s, weight_s, params = _dr_pseudo_outcomes(
+            self.base, jnp.asarray(x), jnp.asarray(action_s), jnp.asarray(reward),
+            jnp.asarray(action_prob[:, sup]), jnp.asarray(folds), self.n_folds, len(sup))
+        phi = np.zeros((len(reward), k1 - 1))
+        weight = np.zeros((len(reward), k1 - 1))
+        phi[:, sup[1:] - 1] = np.asarray(phi_s)
+        weight[:, sup[1:] - 1] = np.asarray(weight_s)
+        self.outcome_params_, self.supported_actions_ = params, sup
+        return phi, weight
 
     def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
             n_actions: int | None = None) -> DRLearner:
         phi, weight = self.pseudo_outcomes(x, action, reward, action_prob, n_actions)
+        cols = self.supported_actions_[1:] - 1
+        empty = [int(a) + 1 for a in cols[weight[:, cols].sum(axis=0) == 0]]
+        if empty:
+            raise ValueError(f"DRLearner.fit: offers {empty} are never logged where no-offer is "
+                             f"also possible (no row has e_a > 0 and e_0 > 0), so their effect "
+                             f"is not identified. Fix: pass action_prob with a no-offer holdout "
+                             f"on the rows that can get those offers.")
         xa = jnp.asarray(x, dtype=jnp.float64)
-        self.final_params_ = _fit_columns(self.final, xa, jnp.asarray(phi), jnp.asarray(weight))
+        self.final_params_ = _fit_columns(self.final, xa, jnp.asarray(phi[:, cols]),
+                                          jnp.asarray(weight[:, cols]))
         self.n_actions_, self.n_features_ = phi.shape[1] + 1, xa.shape[1]
         return self
 
-    def predict_tau(self, x: Any) -> jax.Array:
-        x = _check_predict_x(self, x)
-        tau = predict_stacked(self.final, self.final_params_, x)
-        return jnp.concatenate([jnp.zeros((x.shape[0], 1)), tau], axis=1)
+    def _tau(self, x: jax.Array) -> jax.Array:
+        """``tau`` of the supported arms, ``(n, len(supported_actions_))``."""
+        return _with_control(predict_stacked(self.final, self.final_params_, x))
 
-    def predict_mu(self, x: Any) -> jax.Array:
+    def predict_tau(self, x: Any, actions: Any | None = None) -> jax.Array:
         x = _check_predict_x(self, x)
+        return _select(self._tau(x), _positions(self, actions, "DRLearner.predict_tau"))
+
+    def predict_mu(self, x: Any, actions: Any | None = None) -> jax.Array:
+        x = _check_predict_x(self, x)
+        cols = _positions(self, actions, "DRLearner.predict_mu")
         pred = predict_stacked(self.base, self.outcome_params_, x)
-        mu0 = pred.reshape(x.shape[0], self.n_folds, self.n_actions_)[:, :, 0].mean(axis=1)
-        return mu0[:, None] + self.predict_tau(x)
+        n_sup = len(self.supported_actions_)
+        mu0 = pred.reshape(x.shape[0], self.n_folds, n_sup)[:, :, 0].mean(axis=1)
+        return _select(mu0[:, None] + self._tau(x), cols)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,7 +575,8 @@ class RLearner:
     regression (penalty ``alpha`` on the slopes) of the residual on the features
     ``(1{A=a} - e_a) [1, x]``, solved in closed form (float64). Consistent when ``e`` is the true
     logging policy and ``m`` converges. ``predict_mu = mu_0(x) + tau`` with ``mu_0`` fitted by
-    ``base`` on the control rows.
+    ``base`` on the control rows. Only the supported offers enter the decomposition (an
+    unsupported offer has ``1{A=a} - e_a = 0`` on every row, so the log says nothing about it).
     """
 
     base: BaseModel = dataclasses.field(default_factory=Ridge)
@@ -460,6 +587,7 @@ class RLearner:
     mu0_params_: Any = dataclasses.field(default=None, repr=False)
     n_actions_: int | None = dataclasses.field(default=None, repr=False)
     n_features_: int | None = dataclasses.field(default=None, repr=False)
+    supported_actions_: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
             n_actions: int | None = None) -> RLearner:
@@ -471,27 +599,33 @@ class RLearner:
         train = (folds[None, :] != np.arange(self.n_folds)[:, None]).astype(np.float64)
         params = fit_masked(self.base, x, reward, train)
         m_hat = np.asarray(predict_stacked(self.base, params, x))[np.arange(n), folds]
-        resid_t = np.eye(k1)[action][:, 1:] - action_prob[:, 1:]  # (n, K)
+        sup = supported_actions(action, action_prob, k1)
+        offers = sup[1:]
+        resid_t = np.eye(k1)[action][:, offers] - action_prob[:, offers]  # (n, len(offers))
         x1 = np.concatenate([np.ones((n, 1)), x], axis=1)  # (n, d+1)
-        z = (resid_t[:, :, None] * x1[:, None, :]).reshape(n, -1)  # (n, K*(d+1))
+        z = (resid_t[:, :, None] * x1[:, None, :]).reshape(n, -1)  # (n, len(offers)*(d+1))
         # Penalise slopes only: scale alpha by a mask via a weighted identity.
-        pen = np.tile(np.concatenate([[1e-8], np.ones(d)]), k1 - 1) * self.alpha
+        pen = np.tile(np.concatenate([[1e-8], np.ones(d)]), len(offers)) * self.alpha
         theta = _r_solve_pen(jnp.asarray(z), jnp.asarray(reward - m_hat), jnp.asarray(pen))
-        self.theta_ = theta.reshape(k1 - 1, d + 1)
+        self.theta_ = theta.reshape(len(offers), d + 1)
         self.mu0_params_ = self.base.fit(x, reward, (action == 0).astype(np.float64))
-        self.n_actions_, self.n_features_ = k1, d
+        self.n_actions_, self.n_features_, self.supported_actions_ = k1, d, sup
         return self
 
-    def predict_tau(self, x: Any) -> jax.Array:
-        x = _check_predict_x(self, x)
+    def _tau(self, x: jax.Array) -> jax.Array:
+        """``tau`` of the supported arms, ``(n, len(supported_actions_))``."""
         x1 = jnp.concatenate([jnp.ones((x.shape[0], 1)), x], axis=1)
-        tau = x1 @ self.theta_.T
-        return jnp.concatenate([jnp.zeros((x.shape[0], 1)), tau], axis=1)
+        return _with_control(x1 @ self.theta_.T)
 
-    def predict_mu(self, x: Any) -> jax.Array:
+    def predict_tau(self, x: Any, actions: Any | None = None) -> jax.Array:
         x = _check_predict_x(self, x)
+        return _select(self._tau(x), _positions(self, actions, "RLearner.predict_tau"))
+
+    def predict_mu(self, x: Any, actions: Any | None = None) -> jax.Array:
+        x = _check_predict_x(self, x)
+        cols = _positions(self, actions, "RLearner.predict_mu")
         mu0 = self.base.predict(self.mu0_params_, x)
-        return mu0[:, None] + self.predict_tau(x)
+        return _select(mu0[:, None] + self._tau(x), cols)
 
 
 @jax.jit

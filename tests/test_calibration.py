@@ -187,3 +187,42 @@ def test_calibration_log_checks_reject_bad_actions_and_propensities():
         LinearRecalibration().fit(tau, action.astype(float), reward, prob)
     with pytest.raises(ValueError, match="rows summing to 1"):
         LinearRecalibration().fit(tau, action, reward, prob * 0.5)
+
+
+_TAU = np.array([[0.0, 1.0, 2.0], [0.0, -1.0, 0.5], [0.0, 0.3, 0.1], [0.0, 0.2, -0.4]])
+_PROB = np.full((4, 3), 1.0 / 3.0)
+_ACTION = np.array([0, 1, 2, 0])
+_REWARD = np.array([1.0, 0.0, 2.0, 1.0])
+
+
+@pytest.mark.parametrize("call, field", [
+    # a score of 3 rows ranked against a gain of 10 rows used to return a number
+    (lambda: uplift_at_k(np.arange(3.0), np.arange(10.0), 0.5), "uplift_at_k.gain"),
+    (lambda: uplift_at_k(np.zeros(0), np.zeros(0), 0.5), "uplift_at_k.score"),
+    # chosen = -1 used to index the last offer
+    (lambda: truth_gain(_TAU, np.array([-1, 0, 1, 2])), "truth_gain.chosen"),
+    (lambda: truth_gain(_TAU, np.array([0, 1, 3, 2])), "truth_gain.chosen"),
+    (lambda: truth_gain(_TAU, np.array([0, 1, 2])), "truth_gain.chosen"),
+    (lambda: truth_gain(_TAU, np.array([0.0, 1.0, 2.0, 1.0])), "truth_gain.chosen"),
+    (lambda: ipw_gain(np.array([-1, 1, 2, 1]), _ACTION, _REWARD, _PROB), "ipw_gain.chosen"),
+    (lambda: ipw_gain(np.array([1, 1, 2, 1]), np.array([0, 1, -1, 0]), _REWARD, _PROB),
+     "ipw_gain.action"),
+    (lambda: ipw_gain(np.array([1, 1, 2]), _ACTION, _REWARD, _PROB), "ipw_gain.chosen"),
+    (lambda: ipw_gain(np.array([1, 1, 2, 1]), _ACTION, _REWARD, _PROB[:3]),
+     "ipw_gain.action_prob"),
+    # a wrong-shape eligible used to raise IndexError (or broadcast silently)
+    (lambda: pehe(_TAU, _TAU, np.ones((3, 3), bool)), "pehe.eligible"),
+    (lambda: pehe(_TAU, _TAU, np.ones((4, 2), bool)), "pehe.eligible"),
+    (lambda: pehe(_TAU, _TAU, np.full((4, 3), 0.5)), "pehe.eligible"),
+    (lambda: best_offer(_TAU, np.ones((4, 1), bool)), "best_offer.eligible"),
+])
+def test_metrics_reject_bad_shapes_and_actions(call, field):
+    with pytest.raises(ValueError, match=rf"^{field}: "):
+        call()
+
+
+def test_metrics_accept_valid_actions_and_masks():
+    np.testing.assert_array_equal(truth_gain(_TAU, np.array([0, 1, 2, 1])), [0.0, -1.0, 0.1, 0.2])
+    g = ipw_gain(np.array([1, 1, 2, 1]), _ACTION, _REWARD, _PROB)
+    np.testing.assert_allclose(g, [-3.0, 0.0, 6.0, -3.0])
+    assert pehe(_TAU, np.zeros_like(_TAU), np.ones((4, 3), int)) == pehe(_TAU, np.zeros_like(_TAU))

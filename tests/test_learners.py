@@ -22,7 +22,7 @@ from estimators.base import MLP, Logistic, Ridge
 from estimators.heads import UpliftHeads
 from estimators.metrics import pehe, split_stability
 from estimators.uplift import DRLearner, RLearner, SLearner, TLearner, XLearner
-from simulators import LoggingConfig, simulate_batch
+from simulators import LoggingConfig, simulate, simulate_batch
 
 N_SEEDS = 4
 NOISE_SD = 2.0
@@ -243,6 +243,101 @@ def test_dr_learner_on_binary_holdout_design(world_params, world_config):
     assert np.all(np.abs(z) < 3.5), z
 
 
+HOLDOUT_LEARNERS = {"T": TLearner, "S": SLearner, "X": XLearner, "DR": DRLearner,
+                    "R": RLearner}
+
+
+@pytest.fixture(scope="module")
+def holdout_offer3(world_params, world_config):
+    """Treatment/holdout campaign on offer 3 (not 1): action_prob (n, K+1) has zero columns for
+    offers 1, 2 and 4, which the logger never uses."""
+    return simulate(jax.random.key(31), world_params, world_config, 4000,
+                    LoggingConfig(kind="holdout", offer=3))
+
+
+@pytest.mark.parametrize("name", list(HOLDOUT_LEARNERS))
+def test_learners_fit_a_holdout_log_of_any_offer(name, holdout_offer3, world_config):
+    """Every learner accepts the full holdout log, fits only the arms the logger uses
+    (supported_actions_ = [0, 3]) and gives exactly the fit on the sliced binary log (offer 3
+    relabelled 1, action_prob[:, [0, 3]]). Unsupported arms are never given a number: asking
+    for all K+1 columns or for an unsupported arm is a ValueError naming the arms."""
+    log = holdout_offer3
+    k1 = world_config.n_actions
+    learner = HOLDOUT_LEARNERS[name]().fit(log.x, log.action, log.cost, log.action_prob, k1)
+    np.testing.assert_array_equal(learner.supported_actions_, [0, 3])
+    for method in (learner.predict_tau, learner.predict_mu):
+        with pytest.raises(ValueError, match=r"actions \[1, 2, 4\] were never logged"):
+            method(log.x)
+        with pytest.raises(ValueError, match=r"actions \[2\] are not among the fitted"):
+            method(log.x, actions=[0, 2])
+    tau = np.asarray(learner.predict_tau(log.x, actions=learner.supported_actions_))
+    mu = np.asarray(learner.predict_mu(log.x, actions=[0, 3]))
+    assert tau.shape == mu.shape == (len(log.action), 2) and np.isfinite(mu).all()
+    np.testing.assert_array_equal(tau[:, 0], 0.0)
+    np.testing.assert_allclose(mu - mu[:, :1], tau, atol=1e-10)
+    np.testing.assert_array_equal(learner.predict_tau(log.x, actions=[3]), tau[:, 1:])
+    binary = HOLDOUT_LEARNERS[name]().fit(log.x, np.where(log.action == 3, 1, 0), log.cost,
+                                          log.action_prob[:, [0, 3]], 2)
+    np.testing.assert_array_equal(binary.supported_actions_, [0, 1])
+    np.testing.assert_allclose(tau, binary.predict_tau(log.x), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(mu, binary.predict_mu(log.x), rtol=1e-8, atol=1e-10)
+    if name in ("T", "S", "X"):  # no action_prob: the support is the logged actions
+        no_prob = HOLDOUT_LEARNERS[name]().fit(log.x, log.action, log.cost, n_actions=k1)
+        np.testing.assert_array_equal(no_prob.supported_actions_, [0, 3])
+        assert np.isfinite(np.asarray(no_prob.predict_tau(log.x, actions=[0, 3]))).all()
+
+
+def test_dr_learner_on_holdout_of_offer_3_covers_the_ate(world_params, world_config):
+    """Holdout on offer 3 with the full (n, K+1) action_prob: over the rows eligible for offer 3
+    (the only rows with e_3 > 0, so the only rows in the final fit) the mean predicted uplift
+    equals the AIPW mean of phi (ridge's unpenalised intercept makes the weighted residuals sum
+    to 0) and must cover the exact mean uplift of those users: |z| < 3.5 with SE sd(phi)/sqrt(m)
+    in each of N_SEEDS seeds (two-sided normal tail 5e-4 per seed)."""
+    batch = simulate_batch(jax.random.split(jax.random.key(32), N_SEEDS), world_params,
+                           world_config, 8000, LoggingConfig(kind="holdout", offer=3))
+    z = []
+    for s in range(N_SEEDS):
+        log = batch.seed(s)
+        learner = DRLearner().fit(log.x, log.action, log.cost, log.action_prob)
+        phi, weight = learner.pseudo_outcomes(log.x, log.action, log.cost, log.action_prob)
+        np.testing.assert_array_equal(weight[:, [0, 1, 3]], 0.0)  # offers 1, 2, 4: unused
+        elig = weight[:, 2] > 0
+        np.testing.assert_array_equal(elig, np.asarray(log.eligible)[:, 3])
+        tau = np.asarray(learner.predict_tau(log.x, actions=[3]))[:, 0]
+        assert tau[elig].mean() == pytest.approx(phi[elig, 2].mean(), rel=1e-9, abs=1e-9)
+        ate_true = float(np.mean(np.asarray(log.truth.tau_cost)[elig, 3]))
+        se = phi[elig, 2].std(ddof=1) / np.sqrt(elig.sum())
+        z.append((tau[elig].mean() - ate_true) / se)
+    assert np.all(np.abs(z) < 3.5), z
+
+
+def test_dr_learner_rejects_an_offer_that_never_overlaps_no_offer():
+    """Offer 2 is logged only on rows where no-offer is impossible (e_0 = 0): its AIPW
+    pseudo-outcome has no usable row, so its effect is not identified (was a silent NaN fit)."""
+    rng = np.random.default_rng(5)
+    n = 120
+    x = rng.normal(size=(n, 2))
+    prob = np.tile([0.5, 0.5, 0.0], (n, 1))
+    prob[:40] = [0.0, 0.5, 0.5]
+    action = np.tile([0, 1], n // 2)
+    action[:40] = np.tile([1, 2], 20)
+    with pytest.raises(ValueError, match=r"offers \[2\] are never logged where no-offer"):
+        DRLearner().fit(x, action, rng.normal(size=n), prob)
+
+
+def test_ridge_rank_deficient_design_is_an_error_not_nan():
+    """5 rows, 10 features: alpha = 0 would be NaN (no unique solution), so it is rejected;
+    a positive alpha is finite; a negligible one whose solve is still non-finite raises."""
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(5, 10)), rng.normal(size=5)
+    with pytest.raises(ValueError, match=r"^Ridge.alpha: .*> 0"):
+        Ridge(alpha=0.0)
+    params = Ridge(alpha=1e-6).fit(x, y)
+    assert np.isfinite(np.asarray(params.coef)).all() and np.isfinite(params.intercept)
+    with pytest.raises(ValueError, match=r"^Ridge.alpha: the solve is not finite"):
+        Ridge(alpha=1e-300).fit(x, y)
+
+
 # --------------------------------------------------------------------------------------------
 # heads
 # --------------------------------------------------------------------------------------------
@@ -296,8 +391,20 @@ def test_bad_inputs_raise_value_errors(uniform_log):
         TLearner().fit(x, a, bad_y)
     with pytest.raises(ValueError, match="x must be 2-D"):
         TLearner().fit(x[:, 0], a, y)
-    with pytest.raises(ValueError, match="fewer than 2 logged rows"):
-        TLearner().fit(x, np.minimum(a, 1), y, n_actions=5)
+    one_row = np.minimum(a, 1)
+    one_row[0] = 2  # the logger uses action 2 once: too few rows to fit it
+    with pytest.raises(ValueError, match=r"actions \[2\] have fewer than 2 logged rows"):
+        TLearner().fit(x, one_row, y, n_actions=3)
+    prob2 = np.tile([0.5, 0.3, 0.2], (len(a), 1))  # action 2 has propensity but no rows
+    with pytest.raises(ValueError, match=r"actions \[2\] have fewer than 2 logged rows"):
+        DRLearner().fit(x, np.minimum(a, 1), y, prob2)
+    with pytest.raises(ValueError, match="no-offer action 0 is never logged"):
+        TLearner().fit(x, np.maximum(a, 1), y)
+    # arms 2..4 never logged and no action_prob: fitted without them, never predicted
+    partial = TLearner().fit(x, np.minimum(a, 1), y, n_actions=5)
+    np.testing.assert_array_equal(partial.supported_actions_, [0, 1])
+    with pytest.raises(ValueError, match=r"actions \[2, 3, 4\] were never logged"):
+        partial.predict_tau(x)
     with pytest.raises(ValueError, match="rows must sum to 1"):
         DRLearner().fit(x, a, y, e * 0.5)
     with pytest.raises(ValueError, match="not fitted"):
@@ -306,6 +413,8 @@ def test_bad_inputs_raise_value_errors(uniform_log):
         TLearner().fit(x, a, y).predict_tau(x[:, :3])
     with pytest.raises(ValueError, match="Ridge.alpha"):
         Ridge(alpha=-1.0)
+    with pytest.raises(ValueError, match=r"Ridge.alpha: must be finite and > 0"):
+        Ridge(alpha=0.0)
     with pytest.raises(ValueError, match="zero everywhere"):
         Ridge().fit(x, y, np.zeros(len(y)))
     with pytest.raises(ValueError, match="y must lie in"):

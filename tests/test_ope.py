@@ -14,9 +14,10 @@ N, K1 = 3_000, 5
 
 
 @pytest.fixture(scope="module")
-def arrays():
-    """A synthetic log with known propensities: uniform logging over K+1 actions, a stochastic
-    target policy, rewards heavy-ish tailed, and an imperfect q_hat."""
+def full_log():
+    """A synthetic log with known propensities: random (Dirichlet) logging distributions over K+1
+    actions, a stochastic target policy, rewards heavy-ish tailed, and an imperfect q_hat; with
+    the logging distribution as ``logging_dist``."""
     rng = np.random.default_rng(7)
     logging = rng.dirichlet(np.ones(K1) * 3, size=N)
     action = np.array([rng.choice(K1, p=p) for p in logging])
@@ -25,7 +26,14 @@ def arrays():
     mu = rng.normal(1.0, 1.0, size=(N, K1))
     reward = mu[np.arange(N), action] + rng.standard_t(5, size=N)
     q_hat = mu + rng.normal(0, 0.3, size=(N, K1))
-    return dict(reward=reward, action=action, pscore=pscore, action_dist=target, q_hat=q_hat)
+    return dict(reward=reward, action=action, pscore=pscore, action_dist=target, q_hat=q_hat,
+                logging_dist=logging)
+
+
+@pytest.fixture(scope="module")
+def arrays(full_log):
+    """The log without ``logging_dist`` (support from the logged actions)."""
+    return {k: v for k, v in full_log.items() if k != "logging_dist"}
 
 
 # ------------------------------------------------------------------------ NumPy reference
@@ -113,8 +121,76 @@ def _bad(arrays, **change):
     (lambda a: dict(pscore=np.where(np.arange(N) == 5, np.nan, a["pscore"])), "pscore"),
 ])
 def test_bad_input_raises_value_error_naming_field(arrays, change, field):
-    with pytest.raises(ValueError, match=field):
+    """The message starts with the one field at fault (``action:`` does not match
+    ``action_dist:``, and a NaN reward is not reported as ``reward/action_dist/q_hat``)."""
+    with pytest.raises(ValueError, match=rf"^{field}: "):
         ope.dr(**_bad(arrays, **change(arrays)))
+
+
+@pytest.mark.parametrize("field", ["reward", "action_dist", "q_hat"])
+def test_nonfinite_input_names_only_that_field(arrays, field):
+    """A NaN in exactly one of the big inputs names that input and no other."""
+    bad = np.array(arrays[field], dtype=float)
+    bad[7] = np.nan
+    with pytest.raises(ValueError, match=rf"^{field}: contains NaN or inf") as info:
+        ope.dr(**_bad(arrays, **{field: bad}))
+    others = {"reward", "action_dist", "q_hat"} - {field}
+    assert not any(o in str(info.value) for o in others), str(info.value)
+
+
+# ------------------------------------------------------------------------------ logging_dist
+def _logging_case(full_log, kind):
+    """A copy of the log with one defect in ``logging_dist`` (or in ``pscore`` against it)."""
+    d = {k: np.array(v, copy=True) for k, v in full_log.items()}
+    ld, a = d["logging_dist"], d["action"]
+    i = 11
+    if kind == "row_sum":  # row i scaled: no longer a distribution, pscore scaled alike
+        ld[i] *= 1.5
+        d["pscore"][i] = ld[i, a[i]]
+    elif kind == "pscore_mismatch":  # a consistent distribution, but pscore from elsewhere
+        d["pscore"][i] = 0.5 * ld[i, a[i]]
+    elif kind == "logged_zero":  # the logged action has logging probability 0
+        other = (a[i] + 1) % K1
+        ld[i, other] += ld[i, a[i]]
+        ld[i, a[i]] = 0.0
+    elif kind == "nan":
+        ld[i, 0] = np.nan
+    elif kind == "negative":
+        other = (a[i] + 1) % K1
+        ld[i, other] -= 2.0
+        ld[i, (a[i] + 2) % K1] += 2.0
+    elif kind == "shape":
+        d["logging_dist"] = ld[:, :-1]
+    return d
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("row_sum", "rows must sum to 1"),
+    ("pscore_mismatch", "disagrees with pscore"),
+    ("logged_zero", "probability 0 to a logged action"),
+    ("nan", "NaN or inf"),
+    ("negative", "negative probabilities"),
+    ("shape", "expected shape"),
+])
+def test_logging_dist_is_validated(full_log, kind, message):
+    """logging_dist must be a distribution per row with logging_dist[i, a_i] = pscore_i > 0."""
+    ope.dr(**full_log)  # the consistent log is accepted
+    with pytest.raises(ValueError, match=rf"^logging_dist: .*{message}"):
+        ope.dr(**_logging_case(full_log, kind))
+
+
+@pytest.mark.parametrize("kind", ["row_sum", "pscore_mismatch", "logged_zero"])
+def test_chunked_reduction_validates_logging_dist(full_log, small_chunks, kind):
+    """The logging_dist checks hold on the chunked path too (defect in the first chunk)."""
+    with pytest.raises(ValueError, match=r"^logging_dist: "):
+        ope.ips(**{k: v for k, v in _logging_case(full_log, kind).items() if k != "q_hat"})
+
+
+def test_logging_dist_gives_the_same_estimate_when_fully_supported(full_log, arrays):
+    """A consistent, everywhere-positive logging_dist changes only the support, not the value."""
+    with_ld = ope.dr(**full_log)
+    assert with_ld == ope.dr(**arrays)
+    assert with_ld.unsupported_mass == 0.0
 
 
 def test_missing_options_raise(arrays):
@@ -141,12 +217,13 @@ def test_unsupported_mass_is_warned_and_reported(arrays):
     with pytest.warns(ope.UnsupportedActionWarning, match="0.3000"):
         est = ope.ips(**{**sub, "action_dist": pi})
     assert est.unsupported_mass == pytest.approx(0.3, rel=1e-12)
-    # per-row support from the logging distribution
+    # per-row support from the logging distribution (pscore consistent with it)
     logging_dist = np.ones((keep.sum(), K1)) / K1
     logging_dist[:10, -1] = 0.0
     logging_dist[:10, :-1] = 1 / (K1 - 1)
+    pscore = logging_dist[np.arange(keep.sum()), sub["action"]]
     with pytest.warns(ope.UnsupportedActionWarning):
-        est = ope.ips(**{**sub, "action_dist": pi}, logging_dist=logging_dist)
+        est = ope.ips(**{**sub, "action_dist": pi, "pscore": pscore}, logging_dist=logging_dist)
     assert est.unsupported_mass == pytest.approx(0.3 * 10 / keep.sum(), rel=1e-12)
 
 
@@ -277,6 +354,154 @@ def test_chunked_reduction_reports_unsupported_mass(arrays, small_chunks):
     logging_dist = np.ones((N, K1)) / K1
     logging_dist[-100:, -1] = 0.0  # rows in the last two chunks never support action K
     logging_dist[-100:, :-1] = 1 / (K1 - 1)
+    action = np.where(np.arange(N) >= N - 100, arrays["action"] % (K1 - 1), arrays["action"])
+    pscore = logging_dist[np.arange(N), action]
     with pytest.warns(ope.UnsupportedActionWarning):
-        est = ope.ips(**{**arrays, "action_dist": pi}, logging_dist=logging_dist)
+        est = ope.ips(**{**arrays, "action_dist": pi, "action": action, "pscore": pscore},
+                      logging_dist=logging_dist)
     assert est.unsupported_mass == pytest.approx(0.2 * 100 / N, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- estimate_batch
+S_SEEDS = 3
+
+
+def _split(log: dict) -> dict:
+    """The 3,000-row log as S_SEEDS = 3 logs of 1,000 rows (leading seed axis)."""
+    return {k: np.asarray(v).reshape(S_SEEDS, N // S_SEEDS, *np.shape(v)[1:])
+            for k, v in log.items()}
+
+
+def test_estimate_batch_equals_estimate_per_seed(full_log):
+    batch = _split(full_log)
+    for kw in ({}, {"logging_dist": batch["logging_dist"]}):
+        est = ope.estimate_batch("dr", **{k: v for k, v in batch.items() if k != "logging_dist"},
+                                 **kw)
+        for s in range(S_SEEDS):
+            one = ope.dr(**{k: v[s] for k, v in batch.items() if k != "logging_dist"},
+                         **{k: v[s] for k, v in kw.items()})
+            for a, b in zip(one, (v[s] for v in est), strict=True):
+                assert a == pytest.approx(b, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("change, field, message", [
+    (lambda b: dict(action=_set(b["action"], (2, 5), K1)), "action", r"\[0, 5\]"),
+    (lambda b: dict(action=_set(b["action"], (2, 5), -1)), "action", r"\[-1, 4\]"),
+    (lambda b: dict(action=b["action"].astype(float)), "action", "not integer"),
+    (lambda b: dict(action=b["action"][:2]), "action", "expected shape"),
+    (lambda b: dict(pscore=_set(b["pscore"], (2, 5), 0.0)), "pscore", "seed 2, row 5"),
+    (lambda b: dict(reward=_set(b["reward"], (2, 5), np.nan)), "reward", r"\(seed 2\)"),
+    (lambda b: dict(action_dist=_set(b["action_dist"], (2, 5), np.inf)), "action_dist",
+     r"\(seed 2\)"),
+    (lambda b: dict(action_dist=_set(b["action_dist"], (1, 5), 0.9)), "action_dist",
+     r"sum to 1.*\(seed 1\)"),
+    (lambda b: dict(q_hat=_set(b["q_hat"], (2, 5), np.nan)), "q_hat", r"\(seed 2\)"),
+    (lambda b: dict(q_hat=b["q_hat"][:, :, :-1]), "q_hat", "expected shape"),
+])
+def test_estimate_batch_validates_every_seed(full_log, change, field, message):
+    """Defects in a later seed (not seed 0) are errors naming the field (and the seed), never a
+    silent NaN (action > K) or a wrapped index (action -1 -> last column)."""
+    batch = {k: v for k, v in _split(full_log).items() if k != "logging_dist"}
+    with pytest.raises(ValueError, match=rf"^{field}: .*{message}"):
+        ope.estimate_batch("dr", **{**batch, **change(batch)})
+
+
+def _set(a, index, value):
+    out = np.array(a, copy=True)
+    out[index] = value
+    return out
+
+
+@pytest.mark.parametrize("kind", ["row_sum", "pscore_mismatch", "logged_zero"])
+def test_estimate_batch_validates_logging_dist(full_log, kind):
+    """The logging_dist checks run in every seed (the defect is at row 11, in seed 0; moved to
+    the last seed by rolling the seed axis)."""
+    bad = {k: np.roll(v, 1, axis=0) for k, v in _split(_logging_case(full_log, kind)).items()}
+    with pytest.raises(ValueError, match=r"^logging_dist: .*\(seed 1\)"):
+        ope.estimate_batch("ips", **{k: v for k, v in bad.items() if k != "q_hat"})
+
+
+def test_estimate_batch_reports_per_seed_unsupported_mass(full_log):
+    """Seed 1 never logs action K and the policy puts 0.3 on it: only that seed reports 0.3 of
+    unsupported mass (from its own log) and a warning is raised; with a batched logging_dist
+    that removes action K from 100 rows of seed 2, seed 2 reports 0.3 * 100 / n."""
+    batch = {k: v for k, v in _split(full_log).items()}
+    m = N // S_SEEDS
+    pi = np.full((S_SEEDS, m, K1), 0.7 / (K1 - 1))
+    pi[..., -1] = 0.3
+    action = batch["action"].copy()
+    action[1] = action[1] % (K1 - 1)  # seed 1: action K never logged
+    ld = batch["logging_dist"].copy()
+    pscore = np.take_along_axis(ld, action[..., None], axis=2)[..., 0]
+    kw = dict(reward=batch["reward"], action=action, pscore=pscore, action_dist=pi)
+    with pytest.warns(ope.UnsupportedActionWarning,
+                      match="in 1 of 3 seeds the evaluated policy puts up to 0.3000"):
+        est = ope.estimate_batch("ips", **kw)
+    np.testing.assert_allclose(est.unsupported_mass, [0.0, 0.3, 0.0], rtol=1e-12)
+    # per-row support from a batched logging_dist (consistent with the logged actions)
+    ld[1] = np.ones((m, K1)) / K1
+    ld[2, :100, -1] = 0.0
+    ld[2, :100] /= ld[2, :100].sum(axis=1, keepdims=True)
+    action[2, :100] %= K1 - 1
+    pscore = np.take_along_axis(ld, action[..., None], axis=2)[..., 0]
+    kw.update(action=action, pscore=pscore)
+    with pytest.warns(ope.UnsupportedActionWarning, match="in 1 of 3 seeds"):
+        est = ope.estimate_batch("ips", **kw, logging_dist=ld)
+    np.testing.assert_allclose(est.unsupported_mass, [0.0, 0.0, 0.3 * 100 / m], rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------- docstrings
+FORMULAS = {
+    "dm": "mean_i dm_i", "ips": "mean_i w_i r_i", "snips": "sum_i w_i r_i / sum_i w_i",
+    "clipped_ips": "min(w_i, lambda_) r_i", "dr": "dm_i + w_i (r_i - q_i)",
+    "sndr": "sum_i w_i (r_i - q_i) / sum_i w_i", "switch_dr": "1{w_i <= lambda_}",
+    "dr_os": "lambda_ w / (w^2 + lambda_)",
+}
+
+
+@pytest.mark.parametrize("name", ope.ESTIMATORS)
+def test_each_estimator_documents_its_formula_and_assumption(name):
+    doc = getattr(ope, name).__doc__
+    assert FORMULAS[name] in doc and "Assumption:" in doc, doc
+    assert "see the module docstring" not in doc
+    # the module table lists every estimator with an assumption too
+    row = ope.__doc__.split(f"``{name}``", 1)[1].split("\n``", 1)[0]
+    assert any(word in row for word in ("Needs", "Unbiased", "Consistent", "unbiased")), row
+
+
+# ---------------------------------------------------------------------- cross-fit fold support
+def test_cross_fit_q_hat_rejects_an_action_confined_to_one_fold():
+    """Action 2 appears 3 times (>= n_folds = 2). When all 3 rows land in one fold, the other
+    fold's model for action 2 has no training rows (it would silently predict the ridge prior 0):
+    a ValueError naming ``action``. When they are split, the fit is accepted and finite."""
+    from estimators.ope_qhat import _fold_ids, cross_fit_q_hat_batch
+
+    rng = np.random.default_rng(0)
+    n = 40
+    x = rng.normal(size=(n, 2))
+    action = np.tile([0, 1], n // 2)
+    action[[3, 17, 30]] = 2
+    reward = rng.normal(size=n)
+    confined, split = None, None
+    for seed in range(64):
+        folds = np.asarray(_fold_ids(n, 2, jax.random.key(seed)))[[3, 17, 30]]
+        if len(set(folds)) == 1 and confined is None:
+            confined = seed
+        elif len(set(folds)) > 1 and split is None:
+            split = seed
+    assert confined is not None and split is not None
+    with pytest.raises(ValueError, match=r"^action: .*\[2\].*no training rows"):
+        cross_fit_q_hat(x, action, reward, n_actions=3, n_folds=2,
+                        key=jax.random.key(confined))
+    q = np.asarray(cross_fit_q_hat(x, action, reward, n_actions=3, n_folds=2,
+                                   key=jax.random.key(split)))
+    assert np.isfinite(q).all()
+    # an action with a single row can never be cross-fitted
+    one = action.copy()
+    one[[17, 30]] = 0
+    with pytest.raises(ValueError, match=r"^action: "):
+        cross_fit_q_hat(x, one, reward, n_actions=3, n_folds=2, key=jax.random.key(split))
+    # batched: the check covers every seed
+    with pytest.raises(ValueError, match=r"^action: .*seed"):
+        cross_fit_q_hat_batch(np.stack([x, x]), np.stack([action, one]), np.stack([reward] * 2),
+                              n_actions=3, n_folds=2)
