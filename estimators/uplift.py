@@ -262,8 +262,23 @@ def _tau_from_mu(mu: jax.Array) -> jax.Array:
 # ---------------------------------------------------------------------------------------------
 
 
+class _Predictions:
+    """``predict_mu`` / ``predict_tau`` of a fitted learner from its ``_mu`` / ``_tau`` (columns of
+    the supported arms): ``(n, K+1)``, or the columns of ``actions`` in that order."""
+
+    def predict_mu(self, x: Any, actions: Any | None = None) -> jax.Array:
+        x = _check_predict_x(self, x)
+        where = f"{type(self).__name__}.predict_mu"
+        return _select(self._mu(x), _positions(self, actions, where))
+
+    def predict_tau(self, x: Any, actions: Any | None = None) -> jax.Array:
+        x = _check_predict_x(self, x)
+        where = f"{type(self).__name__}.predict_tau"
+        return _select(self._tau(x), _positions(self, actions, where))
+
+
 @dataclasses.dataclass
-class TLearner:
+class TLearner(_Predictions):
     """T-learner: one outcome model per action, ``mu_a(x) = base fitted on rows with A = a``.
 
     ``tau(x, a) = mu_a(x) - mu_0(x)``. Unbiased for ``tau`` when each arm's model is correctly
@@ -297,14 +312,8 @@ class TLearner:
         """``mu`` of the supported arms, ``(n, len(supported_actions_))``."""
         return predict_stacked(self.base, self.params_, x)
 
-    def predict_mu(self, x: Any, actions: Any | None = None) -> jax.Array:
-        x = _check_predict_x(self, x)
-        return _select(self._mu(x), _positions(self, actions, "TLearner.predict_mu"))
-
-    def predict_tau(self, x: Any, actions: Any | None = None) -> jax.Array:
-        x = _check_predict_x(self, x)
-        cols = _positions(self, actions, "TLearner.predict_tau")
-        return _select(_tau_from_mu(self._mu(x)), cols)
+    def _tau(self, x: jax.Array) -> jax.Array:
+        return _tau_from_mu(self._mu(x))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +322,7 @@ class TLearner:
 
 
 @dataclasses.dataclass
-class SLearner:
+class SLearner(_Predictions):
     """S-learner: a single model on ``[x, onehot(a)]`` (and ``x * onehot(a)`` if
     ``interactions``), ``mu(x, a) = f([x, e_a])``; ``tau(x, a) = f([x, e_a]) - f([x, e_0])``.
 
@@ -352,14 +361,8 @@ class SLearner:
                 for a in self.supported_actions_]
         return jnp.stack(cols, axis=1)
 
-    def predict_mu(self, x: Any, actions: Any | None = None) -> jax.Array:
-        x = _check_predict_x(self, x)
-        return _select(self._mu(x), _positions(self, actions, "SLearner.predict_mu"))
-
-    def predict_tau(self, x: Any, actions: Any | None = None) -> jax.Array:
-        x = _check_predict_x(self, x)
-        cols = _positions(self, actions, "SLearner.predict_tau")
-        return _select(_tau_from_mu(self._mu(x)), cols)
+    def _tau(self, x: jax.Array) -> jax.Array:
+        return _tau_from_mu(self._mu(x))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,7 +371,7 @@ class SLearner:
 
 
 @dataclasses.dataclass
-class XLearner:
+class XLearner(_Predictions):
     """Multi-action X-learner (Künzel et al. 2019), each offer ``a`` against control 0.
 
     Stage 1: T-learner ``mu_a``. Stage 2: imputed effects ``D1 = y - mu_0(x)`` on rows with
@@ -434,14 +437,8 @@ class XLearner:
             g = jnp.broadcast_to(gp, tau1.shape)
         return _with_control(g * tau0 + (1.0 - g) * tau1)
 
-    def predict_tau(self, x: Any, actions: Any | None = None) -> jax.Array:
-        x = _check_predict_x(self, x)
-        return _select(self._tau(x), _positions(self, actions, "XLearner.predict_tau"))
-
-    def predict_mu(self, x: Any, actions: Any | None = None) -> jax.Array:
-        x = _check_predict_x(self, x)
-        cols = _positions(self, actions, "XLearner.predict_mu")
-        return _select(self.stage1_._mu(x)[:, :1] + self._tau(x), cols)
+    def _mu(self, x: jax.Array) -> jax.Array:
+        return self.stage1_._mu(x)[:, :1] + self._tau(x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -478,7 +475,7 @@ def _fit_columns(final: BaseModel, x: jax.Array, targets: jax.Array, weights: ja
 
 
 @dataclasses.dataclass
-class DRLearner:
+class DRLearner(_Predictions):
     """Multi-action DR-learner (Kennedy 2023) with K-fold cross-fitting and logged propensities.
 
     For each offer ``a`` the AIPW pseudo-outcome, with ``mu_hat`` fitted out of fold,
@@ -547,17 +544,11 @@ class DRLearner:
         """``tau`` of the supported arms, ``(n, len(supported_actions_))``."""
         return _with_control(predict_stacked(self.final, self.final_params_, x))
 
-    def predict_tau(self, x: Any, actions: Any | None = None) -> jax.Array:
-        x = _check_predict_x(self, x)
-        return _select(self._tau(x), _positions(self, actions, "DRLearner.predict_tau"))
-
-    def predict_mu(self, x: Any, actions: Any | None = None) -> jax.Array:
-        x = _check_predict_x(self, x)
-        cols = _positions(self, actions, "DRLearner.predict_mu")
+    def _mu(self, x: jax.Array) -> jax.Array:
         pred = predict_stacked(self.base, self.outcome_params_, x)
         n_sup = len(self.supported_actions_)
         mu0 = pred.reshape(x.shape[0], self.n_folds, n_sup)[:, :, 0].mean(axis=1)
-        return _select(mu0[:, None] + self._tau(x), cols)
+        return mu0[:, None] + self._tau(x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -566,7 +557,7 @@ class DRLearner:
 
 
 @dataclasses.dataclass
-class RLearner:
+class RLearner(_Predictions):
     """Multi-action R-learner (Nie & Wager 2021) with a linear effect model.
 
     Robinson decomposition with logged propensities ``e_a(x) = action_prob``:
@@ -617,15 +608,8 @@ class RLearner:
         x1 = jnp.concatenate([jnp.ones((x.shape[0], 1)), x], axis=1)
         return _with_control(x1 @ self.theta_.T)
 
-    def predict_tau(self, x: Any, actions: Any | None = None) -> jax.Array:
-        x = _check_predict_x(self, x)
-        return _select(self._tau(x), _positions(self, actions, "RLearner.predict_tau"))
-
-    def predict_mu(self, x: Any, actions: Any | None = None) -> jax.Array:
-        x = _check_predict_x(self, x)
-        cols = _positions(self, actions, "RLearner.predict_mu")
-        mu0 = self.base.predict(self.mu0_params_, x)
-        return _select(mu0[:, None] + self._tau(x), cols)
+    def _mu(self, x: jax.Array) -> jax.Array:
+        return self.base.predict(self.mu0_params_, x)[:, None] + self._tau(x)
 
 
 @jax.jit
