@@ -69,7 +69,8 @@ def write_report(store: ResultStore, path: str | Path) -> Path:
         seeds = sorted(rows["seed"].unique())
         lines += [f"## {suite} — config `{chash}`", "",
                   f"Seeds: {', '.join(map(str, seeds))}. Reproduce: `{meta['command']}`"
-                  + (f" with `'seeds=[{','.join(map(str, seeds))}]'`" if len(seeds) > 1 else ""),
+                  + (f" with `'seeds=[{','.join(map(str, seeds))}]'`"
+                     if len(seeds) > 1 and "seeds=" not in meta["command"] else ""),
                   "",
                   "<details><summary>config</summary>", "", "```json",
                   json.dumps(meta["config"], indent=1, sort_keys=True), "```", "</details>", ""]
