@@ -98,9 +98,14 @@ def plan(cfg: DictConfig) -> list[tuple[suite_registry.Suite, Any]]:
                 continue
             suite = suite_registry.load(name)
             if name == "main":  # the global groups configure the main job
-                jobs.append((suite, suite.make_config(_main_params(cfg), compact=False)))
+                config = suite.make_config(_main_params(cfg), compact=False)
             else:
-                jobs.append((suite, suite.make_config({}, compact=True)))
+                config = suite.make_config({}, compact=True)
+            reason = getattr(suite.module, "unavailable", lambda _: None)(config)
+            if reason:  # e.g. real data not on this machine: the rest of the benchmark runs
+                print(f"[skip] {name}: {reason}", file=sys.stderr)
+                continue
+            jobs.append((suite, config))
         return jobs
     suite = suite_registry.load(cfg.experiment.suite)
     if suite.name == "main":

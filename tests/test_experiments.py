@@ -290,3 +290,17 @@ def test_jobs_run_in_the_working_store_and_are_published(tmp_path):
     pd.testing.assert_frame_equal(rows, ResultStore(work).read("horizons", chash))
     assert (tmp_path / "results" / "sweeps" / "horizons" / chash).is_dir()
     assert execute(cfg) == []  # resumed from the working store: nothing to do
+
+
+def test_default_benchmark_skips_a_suite_whose_real_data_are_missing(monkeypatch, tmp_path,
+                                                                     capsys):
+    """A fresh machine without the Hillstrom CSV still runs the default benchmark (on the
+    synthetic world); the skip is said, not silent."""
+    monkeypatch.setenv("ALLOCBENCH_HILLSTROM", str(tmp_path / "missing.csv"))
+    names = [s.name for s, _ in plan(_compose([]))]
+    assert "hillstrom" not in names and "main" in names and "ope" in names
+    assert "[skip] hillstrom: Hillstrom CSV not found" in capsys.readouterr().err
+    csv = tmp_path / "hillstrom.csv"
+    csv.write_text("placeholder")
+    monkeypatch.setenv("ALLOCBENCH_HILLSTROM", str(csv))
+    assert "hillstrom" in [s.name for s, _ in plan(_compose([]))]

@@ -3,7 +3,8 @@
 Every suite module exposes ``<Name>SuiteConfig`` (a dataclass with ``compact()``),
 ``run(cfg, *, seed, progress) -> DataFrame`` of tidy rows and ``plot(df, out_dir) -> [Path]``;
 optionally ``run_batch(cfg, *, seeds, progress) -> DataFrame`` (rows with a ``seed`` column) that
-runs a job's seeds as one ``vmap``-ed batch.
+runs a job's seeds as one ``vmap``-ed batch, and ``unavailable(cfg) -> str | None`` (why the suite
+cannot run on this machine, e.g. missing real data; the default benchmark then skips it).
 A suite may also be any importable module following the same contract, named by its dotted path
 (``experiment.suite=my_package.my_suite``): that is how plug-ins run through the framework.
 """

@@ -23,9 +23,9 @@ from estimators.ope import estimate, paired_difference
 from estimators.uplift import TLearner
 from experiments.suites._plotting import pyplot, save
 from policies.allocation import allocate
-from simulators.hillstrom import load_hillstrom
+from simulators.hillstrom import default_path, load_hillstrom
 
-__all__ = ["HillstromSuiteConfig", "plot", "run"]
+__all__ = ["HillstromSuiteConfig", "plot", "run", "unavailable"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +48,16 @@ class HillstromSuiteConfig:
     @classmethod
     def compact(cls) -> HillstromSuiteConfig:
         return cls()
+
+
+def unavailable(cfg: HillstromSuiteConfig) -> str | None:
+    """Why this suite cannot run here (the real data are missing), or None. The default
+    benchmark skips the suite with this note; ``experiment=hillstrom`` still fails loudly."""
+    path = Path(cfg.path) if cfg.path else default_path()
+    if path.is_file():
+        return None
+    return (f"Hillstrom CSV not found at {path} (set ALLOCBENCH_HILLSTROM or "
+            "experiment.params.path to the MineThatData hillstrom.csv)")
 
 
 def run(cfg: HillstromSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.DataFrame:
