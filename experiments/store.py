@@ -94,9 +94,11 @@ class ResultStore:
         src = self.job_path(suite, chash, seed)
         if not src.is_file():
             return
-        meta = src.parent / "config.json"
-        for path, target in ((meta, dest.root / suite / chash / "config.json"),
-                             (src, dest.job_path(suite, chash, seed))):
+        meta, dest_meta = src.parent / "config.json", dest.root / suite / chash / "config.json"
+        copies = [(src, dest.job_path(suite, chash, seed))]
+        if not dest_meta.exists():  # same hash, same config: keep the first command on record
+            copies.insert(0, (meta, dest_meta))
+        for path, target in copies:
             data = path.read_bytes()
             _atomic_write_bytes(target, lambda tmp, data=data: Path(tmp).write_bytes(data))
 
