@@ -538,7 +538,7 @@ DR, ``lambda_ -> 0`` is DM). Needs ``q_hat`` and ``lambda_ > 0``.""",
 }
 
 
-def _named(name: str, doc: str) -> Callable[..., Estimate]:
+def _named(name: str) -> Callable[..., Estimate]:
     def fn(*, reward, action, pscore, action_dist, q_hat=None, lambda_=None, alpha=0.05,
            logging_dist=None) -> Estimate:
         return estimate(name, reward=reward, action=action, pscore=pscore,
@@ -547,18 +547,18 @@ def _named(name: str, doc: str) -> Callable[..., Estimate]:
 
     fn.__name__ = name
     fn.__qualname__ = name
-    fn.__doc__ = doc + _COMMON_DOC
+    fn.__doc__ = _DOCS[name] + _COMMON_DOC
     return fn
 
 
-dm = _named("dm", _DOCS["dm"])
-ips = _named("ips", _DOCS["ips"])
-snips = _named("snips", _DOCS["snips"])
-clipped_ips = _named("clipped_ips", _DOCS["clipped_ips"])
-dr = _named("dr", _DOCS["dr"])
-sndr = _named("sndr", _DOCS["sndr"])
-switch_dr = _named("switch_dr", _DOCS["switch_dr"])
-dr_os = _named("dr_os", _DOCS["dr_os"])
+dm = _named("dm")
+ips = _named("ips")
+snips = _named("snips")
+clipped_ips = _named("clipped_ips")
+dr = _named("dr")
+sndr = _named("sndr")
+switch_dr = _named("switch_dr")
+dr_os = _named("dr_os")
 
 
 # ---------------------------------------------------------------------- many seeds in one call

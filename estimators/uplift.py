@@ -276,6 +276,10 @@ class _Predictions:
         where = f"{type(self).__name__}.predict_tau"
         return _select(self._tau(x), _positions(self, actions, where))
 
+    def _tau(self, x: jax.Array) -> jax.Array:
+        """Default for learners that model ``mu`` per arm: ``tau = mu - mu_0``."""
+        return _tau_from_mu(self._mu(x))
+
 
 @dataclasses.dataclass
 class TLearner(_Predictions):
@@ -311,9 +315,6 @@ class TLearner(_Predictions):
     def _mu(self, x: jax.Array) -> jax.Array:
         """``mu`` of the supported arms, ``(n, len(supported_actions_))``."""
         return predict_stacked(self.base, self.params_, x)
-
-    def _tau(self, x: jax.Array) -> jax.Array:
-        return _tau_from_mu(self._mu(x))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,9 +361,6 @@ class SLearner(_Predictions):
         cols = [self.base.predict(self.params_, self._design(x, jnp.full(x.shape[0], a), k1))
                 for a in self.supported_actions_]
         return jnp.stack(cols, axis=1)
-
-    def _tau(self, x: jax.Array) -> jax.Array:
-        return _tau_from_mu(self._mu(x))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from estimators.base import Ridge
 from estimators.heads import UpliftHeads
 from estimators.ope import estimate, paired_difference
 from estimators.uplift import TLearner
+from experiments.store import atomic_write
 from experiments.suites._plotting import pyplot, save
 from policies.allocation import allocate
 from simulators import (
@@ -189,12 +190,11 @@ def _evaluate(cfg: MainSuiteConfig, world: WorldConfig, train, evaluation, seed:
         ):
             common = dict(reward=reward, action=evaluation.action, pscore=evaluation.pscore,
                           action_dist=dist, alpha=alpha)
-            for est_name in cfg.estimators:
-                q_hat = mu_hat[target] if est_name in ("dm", "dr", "sndr") else None
+            for est_name in cfg.estimators:  # (estimators without an outcome model ignore it)
                 for metric, est in (
-                    (f"policy_{target}", estimate(est_name, q_hat=q_hat, **common)),
+                    (f"policy_{target}", estimate(est_name, q_hat=mu_hat[target], **common)),
                     (f"incremental_{target}", paired_difference(
-                        est_name, baseline_dist=no_offer, q_hat=q_hat, **common)),
+                        est_name, baseline_dist=no_offer, q_hat=mu_hat[target], **common)),
                 ):
                     rows.append(dict(policy=name, metric=metric, estimator=est_name,
                                      value=est.value, stderr=est.stderr, ci_low=est.ci_low,
@@ -279,9 +279,7 @@ def write_outputs(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     table = summary_table(df)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     csv = out_dir / "main_benchmark.csv"
-    tmp = csv.with_suffix(".csv.tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(csv)
+    atomic_write(csv, lambda tmp: df.to_csv(tmp, index=False))
     return [csv, *plot(df, out_dir)]
 
 

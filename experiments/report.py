@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from experiments.store import ResultStore
+from experiments.store import ResultStore, atomic_write
 
 __all__ = ["aggregate", "write_report"]
 
@@ -87,11 +86,7 @@ def write_report(store: ResultStore, path: str | Path) -> Path:
             figs = []
         for fig in figs:
             lines += [f"![{suite}]({os.path.relpath(fig, path.parent)})", ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".REPORT.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write("\n".join(lines))
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text("\n".join(lines)))
     return path
 
 

@@ -25,17 +25,16 @@ from experiments.store import ResultStore, config_hash
 register()
 
 
-# global group field -> main-job parameter (MainSuiteConfig); every group field is listed, so a
-# group override can never be silently ignored
+# global group fields that configure the main job (MainSuiteConfig), under the same name except
+# the renamed ones; every group field is listed, so a group override is never silently ignored
 _GROUP_FIELDS = {
-    "world": {"n_continuous": "n_continuous", "n_binary": "n_binary", "n_offers": "n_offers",
-              "n_programs": "n_programs"},
-    "logging": {"kind": "logging", "offer": "logging_offer", "treat_prob": "treat_prob",
-                "temperature": "temperature", "prior_noise": "prior_noise", "epsilon": "epsilon"},
-    "learner": {"value_alpha": "value_alpha", "cost_alpha": "cost_alpha"},
-    "policy": {"budget_per_user": "budget_per_user"},
-    "ope": {"estimators": "estimators", "ci_level": "ci_level"},
+    "world": ("n_continuous", "n_binary", "n_offers", "n_programs"),
+    "logging": ("kind", "offer", "treat_prob", "temperature", "prior_noise", "epsilon"),
+    "learner": ("value_alpha", "cost_alpha"),
+    "policy": ("budget_per_user",),
+    "ope": ("estimators", "ci_level"),
 }
+_RENAMED = {"logging.kind": "logging", "logging.offer": "logging_offer"}
 
 
 def _plain(value: Any) -> Any:
@@ -62,10 +61,11 @@ def _group_settings(cfg: DictConfig) -> dict[str, tuple[str, Any]]:
         if unknown:  # a schema field nobody maps would be silently ignored
             raise ValueError(f"{group}: fields {sorted(unknown)} are not used by any job. Fix: "
                              "map them in experiments/run.py _GROUP_FIELDS.")
-        for name, key in fields.items():
+        for name in fields:
             value = _plain(cfg[group][name])
             if value != _plain(defaults[group][name]):
-                out[key] = (f"{group}.{name}", value)
+                where = f"{group}.{name}"
+                out[_RENAMED.get(where, name)] = (where, value)
     return out
 
 

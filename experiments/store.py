@@ -13,13 +13,15 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["ResultStore", "config_hash", "flatten"]
+__all__ = ["ResultStore", "atomic_write", "config_hash", "flatten"]
 
 
 def flatten(config: Any) -> dict[str, Any]:
@@ -34,7 +36,9 @@ def config_hash(suite: str, config: Any) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
+def atomic_write(path: Path, write: Callable[[str], object]) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it into place: a reader
+    (or a parallel job) sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -72,7 +76,7 @@ class ResultStore:
         if not meta.exists():
             text = json.dumps({"suite": suite, "config_hash": chash, "config": flat,
                                "command": command}, indent=2, sort_keys=True)
-            _atomic_write_bytes(meta, lambda tmp: Path(tmp).write_text(text))
+            atomic_write(meta, lambda tmp: Path(tmp).write_text(text))
         out = rows.copy()
         if "seed" in out.columns:  # a suite's own replicate seeds are kept, not overwritten
             same = (out["seed"] == seed).all()
@@ -85,7 +89,7 @@ class ResultStore:
             if isinstance(value, str | int | float | bool) and f"cfg.{key}" not in out:
                 out[f"cfg.{key}"] = value
         path = self.job_path(suite, chash, seed)
-        _atomic_write_bytes(path, lambda tmp: out.to_parquet(tmp, index=False))
+        atomic_write(path, lambda tmp: out.to_parquet(tmp, index=False))
         return path
 
     def publish(self, dest: ResultStore, suite: str, chash: str, seed: int) -> None:
@@ -99,8 +103,7 @@ class ResultStore:
         if not dest_meta.exists():  # same hash, same config: keep the first command on record
             copies.insert(0, (meta, dest_meta))
         for path, target in copies:
-            data = path.read_bytes()
-            _atomic_write_bytes(target, lambda tmp, data=data: Path(tmp).write_bytes(data))
+            atomic_write(target, lambda tmp, path=path: shutil.copyfile(path, tmp))
 
     def read(self, suite: str | None = None, chash: str | None = None) -> pd.DataFrame:
         """All stored rows (optionally of one suite / config hash)."""

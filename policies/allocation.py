@@ -49,7 +49,7 @@ from policies._validation import (
     check_eligible,
     check_nonneg_scalar,
 )
-from policies.frontier import frontier_slot_major, over_actions, select_rows
+from policies.frontier import choice_at_price, frontier_slot_major, select_rows
 from policies.pruning import prune_mask_unchecked
 
 jax.config.update("jax_enable_x64", True)
@@ -99,48 +99,17 @@ def _padded(arr: np.ndarray, rows: int, fill: float | bool) -> np.ndarray:
 
 
 @partial(jax.jit, static_argnames=("r_pair",))
-def _keep(v: jax.Array, c: jax.Array, eligible: jax.Array, r_pair: float | None) -> jax.Array:
-    """Pruning inside jit (see :func:`policies.pruning.prune_mask_unchecked`)."""
-    keep = eligible & (v > 0)
-    if r_pair is not None:
-        keep &= v >= r_pair * c
-    return keep.at[:, 0].set(True)
-
-
-def _choice_at_price(v_t: jax.Array, c_t: jax.Array, keep_t: jax.Array, price: jax.Array
-                     ) -> jax.Array:
-    """Each user's frontier vertex after every upgrade segment with slope > ``price``:
-    ``argmax_a v - price c`` over kept actions, ties to the cheaper action, then the lower index
-    (so a segment of slope exactly ``price`` is not taken). ``price = inf``: the cheapest kept
-    action (ties: the most valuable), the frontier's base. Action-major inputs (A, m)."""
-    at_inf = jnp.isinf(price)
-    finite_price = jnp.where(at_inf, 0.0, price)
-    m = v_t.shape[1]
-
-    def body(a, acc):
-        best1, best2, choice = acc
-        key1 = jnp.where(at_inf, -c_t[a], v_t[a] - finite_price * c_t[a])
-        key2 = jnp.where(at_inf, v_t[a], -c_t[a])
-        better = keep_t[a] & ((key1 > best1) | ((key1 == best1) & (key2 > best2)))
-        return (jnp.where(better, key1, best1), jnp.where(better, key2, best2),
-                jnp.where(better, a, choice).astype(jnp.int16))
-
-    init = (jnp.full(m, -jnp.inf), jnp.full(m, -jnp.inf), jnp.zeros(m, dtype=jnp.int16))
-    return over_actions(v_t.shape[0], body, init)[2]
-
-
-@partial(jax.jit, static_argnames=("r_pair",))
 def _bracket_pass(v: jax.Array, c: jax.Array, eligible: jax.Array, r_pair: float | None,
                   price_lo: jax.Array, price_hi: jax.Array) -> tuple:
     """One pass over a chunk: the choices at the two bracketing prices and their float64 totals
     (value, cost). Users whose choices differ have frontier segments with slope in
     (price_lo, price_hi]; all others are settled by this pass."""
-    keep_t = _keep(v, c, eligible, r_pair).T
+    keep_t = prune_mask_unchecked(v, c, eligible, r_pair).T
     v_t = v.astype(jnp.float64).T
     c_t = c.astype(jnp.float64).T
     # materialise the choices: otherwise XLA fuses each comparison chain into every consumer
-    a_lo, a_hi = jax.lax.optimization_barrier((_choice_at_price(v_t, c_t, keep_t, price_lo),
-                                               _choice_at_price(v_t, c_t, keep_t, price_hi)))
+    a_lo, a_hi = jax.lax.optimization_barrier((choice_at_price(v_t, c_t, keep_t, price_lo),
+                                               choice_at_price(v_t, c_t, keep_t, price_hi)))
 
     def totals(a):
         zero = jnp.zeros(a.shape, dtype=jnp.float64)
@@ -154,7 +123,7 @@ def _bracket_pass(v: jax.Array, c: jax.Array, eligible: jax.Array, r_pair: float
 def _walk_from(v: jax.Array, c: jax.Array, eligible: jax.Array, r_pair: float | None,
                start: jax.Array) -> tuple:
     """The frontier walk of a batch of users from their ``start`` vertices (slot-major)."""
-    fr = frontier_slot_major(v, c, _keep(v, c, eligible, r_pair), start)
+    fr = frontier_slot_major(v, c, prune_mask_unchecked(v, c, eligible, r_pair), start)
     return fr.slope, fr.d_cost, fr.d_value, fr.to_action.astype(jnp.int16)
 
 
@@ -254,23 +223,22 @@ def _segments(v: np.ndarray, c: np.ndarray, e: np.ndarray, r_pair: float | None,
 
 
 def _pilot_bracket(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float,
-                   min_roi: float | None, r_pair: float | None, pilot_size: int, widen: int,
+                   min_roi: float | None, r_pair: float | None, pilot_size: int,
                    chunk_size: int) -> tuple[float, float]:
     """A price bracket [price_lo, price_hi] that should contain the optimal price: the exact
     greedy on a random subsample of users (scaled to n) locates the crossing segment; the bracket
-    spans ``widen`` times 4 sqrt(rank) + 32 sample segments either side of it (a few standard
-    deviations of the crossing rank). Only speed depends on it: the caller verifies the bracket
-    and widens it if the full pass shows it missed."""
+    spans 4 sqrt(rank) + 32 sample segments either side of it (a few standard deviations of the
+    crossing rank). Only speed depends on it: the caller verifies the bracket and widens it if
+    the full pass shows it missed."""
     n = v.shape[0]
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(n, size=pilot_size, replace=False))
     vs, cs, es = (np.asarray(x[sample]) for x in (v, c, e))
-    base = np.asarray(_run_bracket_pass(vs, cs, es, r_pair, 0.0, np.inf, chunk_size).action_hi)
-    rows = np.arange(pilot_size)
-    base_c = float(cs[rows, base].sum())
-    base_v = float(vs[rows, base].sum())
-    seg = _segments(vs, cs, es, r_pair, rows, base, None, chunk_size)
+    bp = _run_bracket_pass(vs, cs, es, r_pair, 0.0, np.inf, chunk_size)  # base = choice at inf
+    seg = _segments(vs, cs, es, r_pair, np.arange(pilot_size), bp.action_hi, None, chunk_size)
     order = np.argsort(-seg.slope, kind="stable")
+    sorted_slopes = seg.slope[order]
+    base_v, base_c = bp.totals_hi
     scale = n / pilot_size
     cum_c = scale * (base_c + np.cumsum(seg.d_cost[order]))
     cum_v = scale * (base_v + np.cumsum(seg.d_value[order]))
@@ -278,10 +246,9 @@ def _pilot_bracket(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float,
     if min_roi is not None:
         bad |= cum_v < min_roi * cum_c
     if not bad.any():
-        return 0.0, _slope_at(seg.slope[order], len(order) - 1 - widen * 32)
+        return 0.0, _slope_at(sorted_slopes, len(order) - 1 - 32)
     rank = int(np.argmax(bad))
-    half = int(widen * (4 * np.sqrt(rank + 1) + 32))
-    sorted_slopes = seg.slope[order]
+    half = int(4 * np.sqrt(rank + 1) + 32)
     return _slope_at(sorted_slopes, rank + half, lo=True), _slope_at(sorted_slopes, rank - half)
 
 
@@ -304,12 +271,10 @@ def _greedy(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float, min_roi:
     n, n_actions = v.shape
     # 1. a price bracket: from a pilot subsample for large n, else everything (0, inf)
     price_lo, price_hi = 0.0, np.inf
-    use_pilot = n >= PILOT_MIN_USERS
-    widen = 1
-    if use_pilot:
+    if n >= PILOT_MIN_USERS:
         pilot = min(PILOT_USERS, max(n // 16, 1024))
-        price_lo, price_hi = _pilot_bracket(v, c, e, budget, min_roi, r_pair, pilot, widen,
-                                            chunk_size)
+        price_lo, price_hi = _pilot_bracket(v, c, e, budget, min_roi, r_pair, pilot, chunk_size)
+    widen = 1
     while True:
         # 2. one pass at both prices; widen until the optimum is inside (feasible at price_hi,
         # infeasible at price_lo or price_lo = 0)

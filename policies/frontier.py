@@ -77,6 +77,28 @@ def select_rows(index: jax.Array, rows: tuple[jax.Array, ...], init: tuple[jax.A
     return over_actions(rows[0].shape[0], body, init)
 
 
+def choice_at_price(v_t: jax.Array, c_t: jax.Array, keep_t: jax.Array, price: jax.Array | float
+                    ) -> jax.Array:
+    """Each user's frontier vertex after every upgrade segment with slope > ``price``:
+    ``argmax_a v - price c`` over kept actions, ties to the cheaper action, then the lower index
+    (so a segment of slope exactly ``price`` is not taken). ``price = inf``: the cheapest kept
+    action (ties: the most valuable), the frontier's base. Action-major inputs (A, m)."""
+    at_inf = jnp.isinf(price)
+    finite_price = jnp.where(at_inf, 0.0, price)
+    m = v_t.shape[1]
+
+    def body(a, acc):
+        best1, best2, choice = acc
+        key1 = jnp.where(at_inf, -c_t[a], v_t[a] - finite_price * c_t[a])
+        key2 = jnp.where(at_inf, v_t[a], -c_t[a])
+        better = keep_t[a] & ((key1 > best1) | ((key1 == best1) & (key2 > best2)))
+        return (jnp.where(better, key1, best1), jnp.where(better, key2, best2),
+                jnp.where(better, a, choice).astype(jnp.int16))
+
+    init = (jnp.full(m, -jnp.inf), jnp.full(m, -jnp.inf), jnp.zeros(m, dtype=jnp.int16))
+    return over_actions(v_t.shape[0], body, init)[2]
+
+
 def frontier_slot_major(tau_value: jax.Array, tau_cost: jax.Array, keep: jax.Array,
                         start: jax.Array | None = None) -> SlotMajorFrontier:
     """The gift-wrapping walk (traceable; call inside ``jit``). Cost O(m A L) for frontiers of
@@ -95,21 +117,10 @@ def frontier_slot_major(tau_value: jax.Array, tau_cost: jax.Array, keep: jax.Arr
     n_actions, m = v_t.shape
     n_slots = n_actions - 1
 
-    if start is None:
-        # the cheapest kept action (ties: the most valuable, then the lowest index)
-        c_min = jnp.min(jnp.where(keep_t, c_t, jnp.inf), axis=0)
-
-        def cheapest(a, acc):
-            base, base_v = acc
-            better = keep_t[a] & (c_t[a] == c_min) & (v_t[a] > base_v)
-            return jnp.where(better, a, base).astype(jnp.int32), jnp.where(better, v_t[a], base_v)
-
-        base, base_v = over_actions(n_actions, cheapest,
-                                    (jnp.zeros(m, dtype=jnp.int32), jnp.full(m, -jnp.inf)))
-        base_c = c_min
-    else:
-        base = start.astype(jnp.int32)
-        base_v, base_c = select_rows(base, (v_t, c_t), (jnp.full(m, -jnp.inf), jnp.zeros(m)))
+    if start is None:  # the cheapest kept action (ties: the most valuable, then lowest index)
+        start = choice_at_price(v_t, c_t, keep_t, jnp.inf)
+    base = start.astype(jnp.int32)
+    base_v, base_c = select_rows(base, (v_t, c_t), (jnp.full(m, -jnp.inf), jnp.zeros(m)))
 
     def steepest(cur, vc, cc):
         def body(a, acc):

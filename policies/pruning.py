@@ -13,6 +13,8 @@ on purpose (never pay a user to lose value).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -32,11 +34,10 @@ def prune_mask(tau_value: ArrayLike, tau_cost: ArrayLike, *, eligible: ArrayLike
     return prune_mask_unchecked(v, c, e, r)
 
 
-def prune_mask_unchecked(v: np.ndarray, c: np.ndarray, e: np.ndarray, r: float | None
-                         ) -> np.ndarray:
-    """:func:`prune_mask` on already validated arrays (works chunk by chunk)."""
+def prune_mask_unchecked(v: Any, c: Any, e: Any, r: float | None) -> Any:
+    """:func:`prune_mask` on already validated arrays (works chunk by chunk, on NumPy arrays and,
+    inside ``jit``, on JAX arrays: no in-place update)."""
     keep = e & (v > 0)
     if r is not None:
-        keep &= v >= r * c
-    keep[:, 0] = True
-    return keep
+        keep = keep & (v >= r * c)
+    return keep | (np.arange(v.shape[1]) == 0)

@@ -116,23 +116,28 @@ def _round_fractional(dist: np.ndarray, v: np.ndarray, c: np.ndarray, users: np.
     the plan already violates a constraint by rounding noise), its cheapest used action."""
     rounded = dist.copy()
     tol = 1e-9 * max(1.0, budget)
+    cost, value = float(np.sum(dist * c)), float(np.sum(dist * v))  # running totals
+    counts = dist.sum(axis=0)
     for i in users:
+        cost_rest = cost - float(rounded[i] @ c[i])
+        value_rest = value - float(rounded[i] @ v[i])
+        counts_rest = counts - rounded[i]
         rounded[i] = 0.0
-        cost_rest = float(np.sum(rounded * c))
-        value_rest = float(np.sum(rounded * v))
-        counts_rest = rounded.sum(axis=0)
         used = np.flatnonzero(dist[i] > 1e-12)
         options = sorted(set(used.tolist()) | {0}, key=lambda a: -v[i, a])
         choice = int(used[np.argmin(c[i, used])])
         for a in options:
-            cost, value = cost_rest + c[i, a], value_rest + v[i, a]
-            ok = cost <= budget + tol
+            new_cost, new_value = cost_rest + c[i, a], value_rest + v[i, a]
+            ok = new_cost <= budget + tol
             if min_roi is not None:
-                ok &= value >= min_roi * cost - tol
+                ok &= new_value >= min_roi * new_cost - tol
             if cap is not None:
                 ok &= counts_rest[a] + 1.0 <= cap[a] + 1e-9
             if ok:
                 choice = int(a)
                 break
         rounded[i, choice] = 1.0
+        cost, value = cost_rest + c[i, choice], value_rest + v[i, choice]
+        counts = counts_rest
+        counts[choice] += 1.0
     return rounded

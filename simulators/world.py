@@ -366,11 +366,11 @@ _PARAM_RULES: dict[str, tuple[tuple[str, ...], str]] = {
     "season_amplitude": ((), "finite"),
     "season_length": ((), "positive"),
 }
-_RULE_TEXT = {
-    "prob": ("must lie in [0, 1]", "use probabilities"),
-    "open_unit": ("must lie strictly inside (0, 1)", "e.g. 0.5"),
-    "positive": ("must be > 0", "use a positive value"),
-    "nonneg": ("must be >= 0", "use a non-negative value"),
+_RULES = {  # rule -> (holds elementwise, problem, fix); "finite" needs nothing beyond finiteness
+    "prob": (lambda a: (a >= 0) & (a <= 1), "must lie in [0, 1]", "use probabilities"),
+    "open_unit": (lambda a: (a > 0) & (a < 1), "must lie strictly inside (0, 1)", "e.g. 0.5"),
+    "positive": (lambda a: a > 0, "must be > 0", "use a positive value"),
+    "nonneg": (lambda a: a >= 0, "must be >= 0", "use a non-negative value"),
 }
 _DIM_NAMES = {"S": "n_segments", "T": "n_types", "A": "n_offers+1", "d_c": "n_continuous",
               "d_b": "n_binary", "d": "n_features", "P": "n_programs"}
@@ -432,13 +432,10 @@ def validate_params(params: WorldParams, config: WorldConfig | None = None) -> N
         a = a.astype(np.float64)
         if not np.all(np.isfinite(a)):
             _param_fail(name, "contains NaN or inf", "use finite values")
-        if rule == "prob" and ((a < 0).any() or (a > 1).any()):
-            _param_fail(name, f"{_RULE_TEXT[rule][0]}, got [{a.min():.6g}, {a.max():.6g}]",
-                        _RULE_TEXT[rule][1])
-        if ((rule == "open_unit" and not ((a > 0) & (a < 1)).all())
-                or (rule == "positive" and not (a > 0).all())
-                or (rule == "nonneg" and not (a >= 0).all())):
-            _param_fail(name, f"{_RULE_TEXT[rule][0]}, got {a.min():.6g}", _RULE_TEXT[rule][1])
+        if rule in _RULES:
+            holds, problem, fix = _RULES[rule]
+            if not holds(a).all():
+                _param_fail(name, f"{problem}, got values in [{a.min():.6g}, {a.max():.6g}]", fix)
         values[name] = a
     _check_param_relations(values)
 

@@ -3,11 +3,11 @@ mean (and standard error across seeds) of the metric against ``x`` with one line
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from experiments.store import atomic_write
 
 __all__ = ["metric_panels", "pyplot", "save"]
 
@@ -29,15 +29,11 @@ def save(fig, out_dir: Path, name: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     path = out_dir / name
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120,
+                                                   format=path.suffix.lstrip(".") or "png"))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
