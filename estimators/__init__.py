@@ -1,5 +1,2 @@
 """estimators package."""
 
-import jax
-
-jax.config.update("jax_enable_x64", True)

@@ -1,5 +1,2 @@
 """experiments package."""
 
-import jax
-
-jax.config.update("jax_enable_x64", True)

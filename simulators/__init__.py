@@ -1,19 +1,15 @@
 """Worlds with ground truth, logging policies, the oracle, and real-data adapters."""
 
-import jax
-
-jax.config.update("jax_enable_x64", True)
-
-from simulators.data import LoggedData, Truth  # noqa: E402
-from simulators.logging_policies import LoggingConfig  # noqa: E402
-from simulators.oracle import (  # noqa: E402
+from simulators.data import LoggedData, Truth
+from simulators.logging_policies import LoggingConfig
+from simulators.oracle import (
     PolicyTruth,
     optimal_policy,
     policy_truth,
     population_policy_truth,
 )
-from simulators.simulate import simulate, simulate_arrays, simulate_batch  # noqa: E402
-from simulators.world import (  # noqa: E402
+from simulators.simulate import simulate, simulate_arrays, simulate_batch
+from simulators.world import (
     SEGMENT_NAMES,
     TYPE_NAMES,
     Users,

@@ -1,12 +1,20 @@
 """Shared, session-scoped fixtures: one small default world and a few logs of fixed shapes, so JAX
-compiles each shape once per test session."""
+compiles each shape once per test session.
+
+The test session runs with 64-bit JAX types on, as the experiment entry points do
+(:func:`estimators.precision.enable_float64`); that the library needs no global switch (its
+float64 functions run under a local ``jax.enable_x64`` context, nothing is switched on import) is
+checked in a fresh x64-off interpreter by ``tests/test_precision.py``."""
 
 from __future__ import annotations
 
 import jax
 import pytest
 
+from estimators.precision import enable_float64
 from simulators import LoggingConfig, WorldConfig, default_params, simulate
+
+enable_float64()
 
 SMALL_N = 4_000
 
