@@ -11,7 +11,8 @@ per-arm and per-fold fits keep static shapes). Row loops never appear in Python.
 
 Models: :class:`Ridge` (closed form, float64 solve), :class:`Logistic` (L2 penalised, damped
 Newton, for binary or fractional labels), :class:`MLP` (optax Adam, mini-batches, early stopping on
-a validation split).
+a validation split). ``fit`` and ``predict`` run in float64 (:mod:`estimators.precision`) whatever
+the caller's ``jax_enable_x64`` setting (the MLP trains in float32 inside, as before).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-jax.config.update("jax_enable_x64", True)
+from estimators.precision import float64_methods
 
 __all__ = [
     "MLP",
@@ -115,6 +116,7 @@ def _ridge_fit(x: jax.Array, y: jax.Array, w: jax.Array, alpha: jax.Array) -> Ri
     return RidgeParams(coef=coef, intercept=y_mean - x_mean @ coef)
 
 
+@float64_methods("fit", "predict")
 @dataclasses.dataclass(frozen=True)
 class Ridge:
     """Weighted ridge regression in closed form.
@@ -202,6 +204,7 @@ def _logistic_fit(x: jax.Array, y: jax.Array, w: jax.Array, alpha: jax.Array,
     return LogisticParams(coef=theta[1:], intercept=theta[0])
 
 
+@float64_methods("fit", "predict")
 @dataclasses.dataclass(frozen=True)
 class Logistic:
     """L2-penalised logistic regression (a GLM with logit link) fitted by damped Newton.
@@ -267,6 +270,7 @@ def _mlp_forward(weights: tuple[jax.Array, ...], biases: tuple[jax.Array, ...],
     return (h @ weights[-1] + biases[-1])[:, 0]
 
 
+@float64_methods("fit", "predict")
 @dataclasses.dataclass(frozen=True)
 class MLP:
     """Multi-layer perceptron regressor (ReLU), squared loss, Adam with weight decay (optax).

@@ -2,38 +2,104 @@
 
 Value is sparse and heavy-tailed, cost dense and low-variance, so each head has its own learner,
 base model and (optional) recalibration. The allocator consumes ``tau_value, tau_cost``.
+
+This module also holds the one learner protocol (:class:`UpliftLearner`, imported by
+``experiments.plugins``) and the one way to build heads from typed config
+(:class:`HeadConfig`, :class:`HeadsConfig`, :func:`make_learner`, :func:`make_heads`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol
+import math
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-jax.config.update("jax_enable_x64", True)
+from estimators.base import MLP, BaseModel, Logistic, Ridge
+from estimators.checks import fail
+from estimators.precision import float64_methods
+from estimators.uplift import DRLearner, RLearner, SLearner, TLearner, XLearner
 
-__all__ = ["Recalibrator", "UpliftHeads", "UpliftLearner"]
+__all__ = [
+    "BASES",
+    "LEARNERS",
+    "HeadConfig",
+    "HeadsConfig",
+    "Recalibrator",
+    "UpliftHeads",
+    "UpliftLearner",
+    "learner_supported_actions",
+    "make_base",
+    "make_heads",
+    "make_learner",
+]
 
 
+@runtime_checkable
 class UpliftLearner(Protocol):
-    """What a head needs: the meta-learner interface of :mod:`estimators.uplift`."""
+    """The one multi-action uplift learner interface (action 0 = no offer, ``K+1`` actions).
+
+    Required (what ``isinstance(obj, UpliftLearner)`` checks):
+
+    * ``fit(x (n, d), action (n,), reward (n,), action_prob=None (n, K+1), n_actions=None)``
+      fits in place and returns the learner;
+    * ``predict_tau(x) -> (n, K+1)``: ``tau(x, a) = mu(x, a) - mu(x, 0)``, column 0 zero.
+
+    Optional, used when present (all of :mod:`estimators.uplift`'s learners have them):
+
+    * ``predict_mu(x, actions=None) -> (n, K+1)``: ``mu(x, a) = E[reward | x, a]``
+      (:class:`UpliftHeads.predict_mu` needs it);
+    * ``actions=`` on ``predict_tau`` / ``predict_mu``: the columns of those actions only, in that
+      order;
+    * ``supported_actions_``: sorted actions the fit identified (always including 0). Asking
+      such a learner for all ``K+1`` columns while some action is unsupported is a
+      ``ValueError``; score only ``actions=learner.supported_actions_``. A learner without the
+      attribute is taken to support every action (:func:`learner_supported_actions`).
+    """
 
     def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
             n_actions: int | None = None) -> Any: ...
 
-    def predict_mu(self, x: Any) -> jax.Array: ...
-
-    def predict_tau(self, x: Any) -> jax.Array: ...
+    def predict_tau(self, x: Any) -> Any: ...
 
 
 class Recalibrator(Protocol):
-    """A fitted map from predicted to calibrated uplift (see :mod:`estimators.calibration`)."""
+    """A fitted map from predicted to calibrated uplift (see :mod:`estimators.calibration`):
+    ``transform(tau (n, K)) -> (n, K)`` on all ``K`` offer columns, column ``j`` = offer
+    ``j + 1``."""
 
     def transform(self, tau: Any) -> jax.Array: ...
 
 
+def learner_supported_actions(learner: Any) -> np.ndarray:
+    """The sorted actions a fitted learner can score: its ``supported_actions_``, or, for a
+    learner without that attribute, every action ``0..n_actions_-1`` it predicts."""
+    sup = getattr(learner, "supported_actions_", None)
+    if sup is not None:
+        return np.asarray(sup)
+    k1 = getattr(learner, "n_actions_", None)
+    if k1 is None:
+        fail(f"{type(learner).__name__}", "not fitted yet (no supported_actions_ or n_actions_)",
+             "call .fit(...) first")
+    return np.arange(int(k1))
+
+
+def _predict(learner: Any, method: str, x: Any, actions: Any | None) -> jax.Array:
+    """``learner.<method>(x)`` or its ``actions`` columns (learners without ``actions=``, i.e.
+    without ``supported_actions_``, predict every column and are sliced)."""
+    fn = getattr(learner, method)
+    if actions is None:
+        return fn(x)
+    if getattr(learner, "supported_actions_", None) is not None:
+        return fn(x, actions=actions)
+    return jnp.asarray(fn(x))[:, np.asarray(actions)]
+
+
+@float64_methods("fit", "predict_tau", "predict_mu")
 @dataclasses.dataclass
 class UpliftHeads:
     """A value head and a cost head, each its own learner (and optional recalibrator).
@@ -42,6 +108,13 @@ class UpliftHeads:
     ``cost`` on the cost label; ``predict_tau(x) -> (tau_value, tau_cost)``, each ``(n, K+1)`` with
     column 0 zero; ``predict_mu(x) -> (mu_value, mu_cost)``. A recalibrator, if set, maps the
     offer columns of that head's ``tau`` (column 0 stays 0).
+
+    ``supported_actions_`` is the intersection of the two heads' supported actions: the actions
+    both heads identified, hence the ones a caller may score. ``predict_tau(x, actions=...)`` and
+    ``predict_mu(x, actions=...)`` return those columns only (in the order given), e.g.
+    ``actions=heads.supported_actions_`` on a holdout log that never used some offers. A
+    recalibrator maps all ``K`` offer columns, so a recalibrated head needs every action
+    supported.
     """
 
     value: UpliftLearner
@@ -61,6 +134,12 @@ class UpliftHeads:
         self.cost.fit(x, action, cost, action_prob=action_prob, n_actions=n_actions)
         return self
 
+    @property
+    def supported_actions_(self) -> np.ndarray:
+        """Sorted actions supported by both heads (always including 0 after a fit)."""
+        return np.intersect1d(learner_supported_actions(self.value),
+                              learner_supported_actions(self.cost))
+
     @staticmethod
     def _recalibrate(tau: jax.Array, recal: Recalibrator | None) -> jax.Array:
         if recal is None:
@@ -68,11 +147,169 @@ class UpliftHeads:
         offers = jnp.asarray(recal.transform(tau[:, 1:]))
         return jnp.concatenate([jnp.zeros_like(tau[:, :1]), offers], axis=1)
 
-    def predict_tau(self, x: Any) -> tuple[jax.Array, jax.Array]:
-        tau_v = self._recalibrate(self.value.predict_tau(x), self.value_recalibration)
-        tau_c = self._recalibrate(self.cost.predict_tau(x), self.cost_recalibration)
-        return tau_v, tau_c
+    def _head_tau(self, head: str, x: Any, actions: Any | None) -> jax.Array:
+        learner, recal = getattr(self, head), getattr(self, f"{head}_recalibration")
+        if recal is None:
+            return _predict(learner, "predict_tau", x, actions)
+        if actions is not None:
+            sup = learner_supported_actions(learner)
+            k1 = getattr(learner, "n_actions_", None)
+            if k1 is not None and len(sup) != k1:
+                missing = sorted(set(range(k1)) - set(sup.tolist()))
+                fail(f"{head}_recalibration", f"maps all K offer columns, but the {head} head "
+                     f"never fitted actions {missing}",
+                     f"drop the recalibrator or fit the {head} head on a log using every action")
+            return self._recalibrate(learner.predict_tau(x), recal)[:, np.asarray(actions)]
+        return self._recalibrate(learner.predict_tau(x), recal)
 
-    def predict_mu(self, x: Any) -> tuple[jax.Array, jax.Array]:
-        """Outcome means per action (before recalibration, which acts on uplift only)."""
-        return self.value.predict_mu(x), self.cost.predict_mu(x)
+    def predict_tau(self, x: Any, actions: Any | None = None) -> tuple[jax.Array, jax.Array]:
+        """``(tau_value, tau_cost)``: ``(n, K+1)`` each, or the columns of ``actions``."""
+        return self._head_tau("value", x, actions), self._head_tau("cost", x, actions)
+
+    def predict_mu(self, x: Any, actions: Any | None = None) -> tuple[jax.Array, jax.Array]:
+        """Outcome means per action (before recalibration, which acts on uplift only):
+        ``(mu_value, mu_cost)``, ``(n, K+1)`` each, or the columns of ``actions``."""
+        return (_predict(self.value, "predict_mu", x, actions),
+                _predict(self.cost, "predict_mu", x, actions))
+
+
+# ---------------------------------------------------------------------------------------------
+# typed config -> learners and heads
+# ---------------------------------------------------------------------------------------------
+
+LEARNERS = ("t", "s", "x", "dr", "r")
+BASES = ("ridge", "logistic", "mlp")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadConfig:
+    """One head's learner: meta-learner ``learner`` on base model ``base``.
+
+    ``learner``: ``"t"`` :class:`~estimators.uplift.TLearner`, ``"s"``
+    :class:`~estimators.uplift.SLearner` (``interactions`` adds ``x * onehot(a)``), ``"x"``
+    :class:`~estimators.uplift.XLearner`, ``"dr"`` :class:`~estimators.uplift.DRLearner`,
+    ``"r"`` :class:`~estimators.uplift.RLearner`. ``base``: ``"ridge"`` ``Ridge(alpha)``,
+    ``"logistic"`` ``Logistic(alpha)`` (labels in [0, 1] only), ``"mlp"``
+    ``MLP(hidden=mlp_hidden, max_epochs=mlp_max_epochs, seed=seed)``.
+
+    Mapping onto the learners' fields (their other fields keep their defaults):
+
+    * ``alpha`` (> 0) is the base model's L2 penalty (ridge/logistic; the MLP's own
+      regularisation is its default weight decay) and the penalty of the effect stage: the
+      ``final`` model ``Ridge(alpha)`` of ``x`` and ``dr`` (the effect regressions are ridge
+      whatever the base: imputed effects and AIPW pseudo-outcomes are unbounded, so a logistic
+      final stage would be wrong), and the slope penalty of ``r``'s linear effect model.
+    * ``n_folds`` (>= 2) and ``seed`` (>= 0): cross-fitting of ``dr`` and ``r`` (their folds are
+      ``crossfit.fold_ids(n, n_folds, jax.random.key(seed))``); ``seed`` also seeds the MLP's
+      initialisation and validation split. Other learners ignore ``n_folds``.
+    * ``x`` estimates its gate from the logged ``action_prob`` when ``fit`` gets it (constant arm
+      shares otherwise); ``dr`` and ``r`` require ``action_prob``; ``t`` is unweighted.
+
+    ``HeadConfig()`` is ``TLearner(base=Ridge(alpha=1.0))``.
+    """
+
+    learner: str = "t"
+    base: str = "ridge"
+    alpha: float = 1.0
+    n_folds: int = 2
+    seed: int = 0
+    interactions: bool = False
+    mlp_hidden: tuple[int, ...] = (64, 64)
+    mlp_max_epochs: int = 50
+
+    def __post_init__(self) -> None:
+        if self.learner not in LEARNERS:
+            fail("HeadConfig.learner", f"unknown learner {self.learner!r}",
+                 f"use one of {list(LEARNERS)}")
+        if self.base not in BASES:
+            fail("HeadConfig.base", f"unknown base model {self.base!r}",
+                 f"use one of {list(BASES)}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float | np.number) \
+                or not math.isfinite(self.alpha) or self.alpha <= 0:
+            fail("HeadConfig.alpha", f"must be a finite number > 0, got {self.alpha!r}",
+                 "use e.g. alpha=1.0")
+        if not _is_int(self.n_folds) or self.n_folds < 2:
+            fail("HeadConfig.n_folds", f"must be an int >= 2, got {self.n_folds!r}",
+                 "use e.g. n_folds=2 (or 5)")
+        if not _is_int(self.seed) or self.seed < 0:
+            fail("HeadConfig.seed", f"must be an int >= 0, got {self.seed!r}", "use e.g. seed=0")
+        if not isinstance(self.interactions, bool | np.bool_):
+            fail("HeadConfig.interactions", f"must be a bool, got {self.interactions!r}",
+                 "use True or False")
+        hidden = self.mlp_hidden
+        if isinstance(hidden, str) or not hasattr(hidden, "__iter__") or not tuple(hidden) or \
+                not all(_is_int(h) and h >= 1 for h in hidden):
+            fail("HeadConfig.mlp_hidden", f"must be a non-empty sequence of ints >= 1, got "
+                 f"{hidden!r}", "use e.g. mlp_hidden=(64, 64)")
+        object.__setattr__(self, "mlp_hidden", tuple(int(h) for h in hidden))
+        if not _is_int(self.mlp_max_epochs) or self.mlp_max_epochs < 1:
+            fail("HeadConfig.mlp_max_epochs", f"must be an int >= 1, got "
+                 f"{self.mlp_max_epochs!r}", "use e.g. mlp_max_epochs=50")
+
+
+def _as_head_config(field: str, value: Any) -> HeadConfig:
+    if isinstance(value, HeadConfig):
+        return value
+    if isinstance(value, Mapping) or hasattr(value, "keys"):
+        known = {f.name for f in dataclasses.fields(HeadConfig)}
+        unknown = sorted(set(value.keys()) - known)
+        if unknown:
+            fail(f"HeadsConfig.{field}", f"unknown keys {unknown}", f"use only {sorted(known)}")
+        return HeadConfig(**{k: value[k] for k in value.keys()})
+    fail(f"HeadsConfig.{field}", f"expected a HeadConfig (or a mapping of its fields), got "
+         f"{type(value).__name__}", f"pass e.g. {field}=HeadConfig(learner='t')")
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadsConfig:
+    """The value head's and the cost head's :class:`HeadConfig` (a mapping of ``HeadConfig``
+    fields, e.g. from Hydra, is converted). ``HeadsConfig()`` is today's default heads: a ridge
+    T-learner (``alpha = 1``) on each label."""
+
+    value: HeadConfig = HeadConfig()
+    cost: HeadConfig = HeadConfig()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", _as_head_config("value", self.value))
+        object.__setattr__(self, "cost", _as_head_config("cost", self.cost))
+
+
+def make_base(config: HeadConfig) -> BaseModel:
+    """The base model of ``config``: ``Ridge(alpha)``, ``Logistic(alpha)`` or
+    ``MLP(hidden=mlp_hidden, max_epochs=mlp_max_epochs, seed=seed)``."""
+    if config.base == "ridge":
+        return Ridge(alpha=float(config.alpha))
+    if config.base == "logistic":
+        return Logistic(alpha=float(config.alpha))
+    return MLP(hidden=config.mlp_hidden, max_epochs=config.mlp_max_epochs, seed=config.seed)
+
+
+def make_learner(config: HeadConfig) -> UpliftLearner:
+    """A fresh, unfitted learner for ``config`` (mapping in :class:`HeadConfig`)."""
+    if not isinstance(config, HeadConfig):
+        fail("config", f"expected a HeadConfig, got {type(config).__name__}",
+             "pass HeadConfig(learner=..., base=...)")
+    base = make_base(config)
+    alpha = float(config.alpha)
+    if config.learner == "t":
+        return TLearner(base=base)
+    if config.learner == "s":
+        return SLearner(base=base, interactions=bool(config.interactions))
+    if config.learner == "x":
+        return XLearner(base=base, final=Ridge(alpha=alpha))
+    if config.learner == "dr":
+        return DRLearner(base=base, final=Ridge(alpha=alpha), n_folds=int(config.n_folds),
+                         seed=int(config.seed))
+    return RLearner(base=base, alpha=alpha, n_folds=int(config.n_folds), seed=int(config.seed))
+
+
+def make_heads(config: HeadsConfig) -> UpliftHeads:
+    """Unfitted :class:`UpliftHeads` with one fresh learner per head (never shared)."""
+    if not isinstance(config, HeadsConfig):
+        fail("config", f"expected a HeadsConfig, got {type(config).__name__}",
+             "pass HeadsConfig(value=HeadConfig(...), cost=HeadConfig(...))")
+    return UpliftHeads(value=make_learner(config.value), cost=make_learner(config.cost))

@@ -9,8 +9,12 @@ Action 0 is the no-offer control; ``n_actions = K + 1``. Every learner has
 * ``supported_actions_``: the sorted actions the log identifies (always including 0).
 
 Per-arm and per-fold fits reuse one compiled base-model fit by masking ``sample_weight`` (static
-shapes; ``jax.lax.map`` over the masks keeps peak memory at one fit). ``action_prob (n, K+1)`` is
-the logged propensity of every action; DR and R require it and never assume uniform logging.
+shapes; ``jax.lax.map`` over the masks keeps peak memory at one fit): the mechanism of
+:mod:`estimators.crossfit`, which also owns the folds of DR and R (balanced, random from the fold
+key ``jax.random.key(seed)`` of the learner's ``seed`` field) and the one cross-fitting support
+rule (every (fold, arm) training set holds >= 1 row). ``action_prob (n, K+1)`` is the logged
+propensity of every action; DR and R require it and never assume uniform logging. Every public
+method runs in float64 (:mod:`estimators.precision`).
 
 Logs that never use some arms (the binary holdout design: one campaign offer ``o`` against no
 offer, ``action_prob`` with zero columns for the other offers) are accepted. An arm is *supported*
@@ -36,8 +40,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from estimators.base import BaseModel, Ridge, check_xy
-
-jax.config.update("jax_enable_x64", True)
+from estimators.checks import fail
+from estimators.crossfit import (
+    check_fold_support,
+    check_n_folds,
+    cross_fit,
+    fit_masked,
+    fold_ids,
+    predict_stacked,
+)
+from estimators.precision import float64_methods
 
 __all__ = [
     "DRLearner",
@@ -46,7 +58,6 @@ __all__ = [
     "TLearner",
     "XLearner",
     "check_fit_inputs",
-    "cross_fit_folds",
     "fit_masked",
     "predict_stacked",
     "supported_actions",
@@ -184,55 +195,6 @@ def _with_control(tau_offers: jax.Array) -> jax.Array:
     return jnp.concatenate([jnp.zeros((tau_offers.shape[0], 1)), tau_offers], axis=1)
 
 
-def fit_masked(base: BaseModel, x: Any, y: Any, weights: Any) -> Any:
-    """Fit ``base`` once per row of ``weights (m, n)``; returns params stacked on a leading axis.
-
-    One compilation for all ``m`` fits (``jax.lax.map`` over the weight masks, inside ``jit``
-    with the base-model config static)."""
-    return _fit_masked(base, jnp.asarray(x, dtype=jnp.float64), jnp.asarray(y, dtype=jnp.float64),
-                       jnp.asarray(weights, dtype=jnp.float64))
-
-
-@functools.partial(jax.jit, static_argnames=("base",))
-def _fit_masked(base: BaseModel, x: jax.Array, y: jax.Array, weights: jax.Array) -> Any:
-    return jax.lax.map(lambda w: base.fit(x, y, w), weights)
-
-
-def predict_stacked(base: BaseModel, params: Any, x: Any) -> jax.Array:
-    """Predictions of stacked params (leading axis m) on ``x``: shape ``(n, m)``."""
-    return _predict_stacked(base, params, jnp.asarray(x, dtype=jnp.float64))
-
-
-@functools.partial(jax.jit, static_argnames=("base",))
-def _predict_stacked(base: BaseModel, params: Any, x: jax.Array) -> jax.Array:
-    return jax.vmap(lambda p: base.predict(p, x))(params).T
-
-
-def cross_fit_folds(n: int, n_folds: int, seed: int) -> np.ndarray:
-    """Random fold id per row, balanced: ``(n,)`` ints in ``[0, n_folds)``."""
-    if n_folds < 2:
-        raise ValueError(f"n_folds: cross-fitting needs >= 2 folds, got {n_folds}.")
-    rng = np.random.default_rng(seed)
-    return rng.permutation(np.arange(n) % n_folds)
-
-
-def check_fold_arm_counts(folds: np.ndarray, action: np.ndarray, n_actions: int, n_folds: int,
-                          where: str, labels: np.ndarray | None = None) -> None:
-    """Raise ``ValueError`` if any fold's training complement has fewer than 2 rows of an action
-    (its cross-fitted outcome model would be fitted on nothing and return NaN). ``labels[j]``
-    is the action reported for column ``j`` (default ``j``)."""
-    counts = np.bincount(folds * n_actions + action, minlength=n_folds * n_actions).reshape(
-        n_folds, n_actions)
-    train = counts.sum(axis=0)[None, :] - counts  # rows of each action outside each fold
-    if np.any(train < 2):
-        lab = np.arange(n_actions) if labels is None else np.asarray(labels)
-        bad = sorted({int(lab[a]) for a in np.nonzero(train < 2)[1]})
-        raise ValueError(f"{where}: actions {bad} have fewer than 2 rows in some fold's training "
-                         f"complement (n_folds={n_folds}), so their cross-fitted outcome model "
-                         f"cannot be fitted. Fix: lower n_folds or log more rows of those "
-                         f"actions.")
-
-
 def _arm_masks(action: np.ndarray, n_actions: int) -> np.ndarray:
     return (action[None, :] == np.arange(n_actions)[:, None]).astype(np.float64)
 
@@ -281,6 +243,7 @@ class _Predictions:
         return _tau_from_mu(self._mu(x))
 
 
+@float64_methods("fit", "predict_mu", "predict_tau")
 @dataclasses.dataclass
 class TLearner(_Predictions):
     """T-learner: one outcome model per action, ``mu_a(x) = base fitted on rows with A = a``.
@@ -322,6 +285,7 @@ class TLearner(_Predictions):
 # ---------------------------------------------------------------------------------------------
 
 
+@float64_methods("fit", "predict_mu", "predict_tau")
 @dataclasses.dataclass
 class SLearner(_Predictions):
     """S-learner: a single model on ``[x, onehot(a)]`` (and ``x * onehot(a)`` if
@@ -368,6 +332,7 @@ class SLearner(_Predictions):
 # ---------------------------------------------------------------------------------------------
 
 
+@float64_methods("fit", "predict_mu", "predict_tau")
 @dataclasses.dataclass
 class XLearner(_Predictions):
     """Multi-action X-learner (Künzel et al. 2019), each offer ``a`` against control 0.
@@ -444,26 +409,35 @@ class XLearner(_Predictions):
 # ---------------------------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnames=("base", "n_folds", "n_actions"))
-def _dr_pseudo_outcomes(base: BaseModel, x: jax.Array, action: jax.Array, reward: jax.Array,
-                        action_prob: jax.Array, folds: jax.Array, n_folds: int,
-                        n_actions: int) -> tuple[jax.Array, jax.Array, Any]:
-    """Cross-fitted AIPW pseudo-outcomes ``(n, K)``, their weights and the (fold, arm) params."""
-    n = x.shape[0]
-    arm = jax.nn.one_hot(action, n_actions, dtype=jnp.float64)  # (n, K+1)
-    train = (folds[None, :] != jnp.arange(n_folds)[:, None]).astype(jnp.float64)  # (F, n)
-    weights = (train[:, None, :] * arm.T[None, :, :]).reshape(n_folds * n_actions, n)
-    params = jax.lax.map(lambda w: base.fit(x, reward, w), weights)
-    pred = jax.vmap(lambda p: base.predict(p, x))(params)  # (F*(K+1), n)
-    pred = pred.reshape(n_folds, n_actions, n)
-    mu = jnp.take_along_axis(pred, folds[None, None, :], axis=0)[0].T  # (n, K+1) out of fold
+@jax.jit
+def _aipw(mu: jax.Array, action: jax.Array, reward: jax.Array,
+          action_prob: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """AIPW pseudo-outcomes of the offers from out-of-fold ``mu (n, A)`` (column 0 = no offer):
+    ``phi_a = mu_a - mu_0 + 1{A=a}(y - mu_a)/e_a - 1{A=0}(y - mu_0)/e_0``, ``(n, A-1)``, and their
+    weights ``1{e_a > 0} 1{e_0 > 0}``."""
+    arm = jax.nn.one_hot(action, mu.shape[1], dtype=jnp.float64)  # (n, K+1)
     safe_e = jnp.where(action_prob > 0, action_prob, 1.0)
     resid = arm * (reward[:, None] - mu) / safe_e
     phi = (mu[:, 1:] - mu[:, :1]) + resid[:, 1:] - resid[:, :1]
     # phi_a is unbiased only where both e_a > 0 and e_0 > 0 (the no-offer residual term is
     # undefined at e_0 = 0), so only those rows enter arm a's final fit.
     weight = (action_prob[:, 1:] > 0) & (action_prob[:, :1] > 0)
-    return phi, weight.astype(jnp.float64), params
+    return phi, weight.astype(jnp.float64)
+
+
+def _learner_folds(learner: Any, action: np.ndarray | None, n_actions: int | None, n: int,
+                   labels: np.ndarray | None = None) -> jax.Array:
+    """The learner's folds ``fold_ids(n, n_folds, jax.random.key(seed))``, checked (n_folds, and
+    the support rule per (fold, arm) when ``action`` is given)."""
+    check_n_folds(learner.n_folds, n)
+    if isinstance(learner.seed, bool) or not isinstance(learner.seed, int | np.integer) or (
+            learner.seed < 0):
+        fail(f"{type(learner).__name__}.seed", f"must be an int >= 0 (the fold key is "
+             f"jax.random.key(seed)), got {learner.seed!r}", "use e.g. seed=0")
+    folds = fold_ids(n, learner.n_folds, jax.random.key(learner.seed))
+    if action is not None:
+        check_fold_support(action, np.asarray(folds), n_actions, learner.n_folds, labels=labels)
+    return folds
 
 
 @functools.partial(jax.jit, static_argnames=("final",))
@@ -472,6 +446,7 @@ def _fit_columns(final: BaseModel, x: jax.Array, targets: jax.Array, weights: ja
     return jax.lax.map(lambda tw: final.fit(x, tw[0], tw[1]), (targets.T, weights.T))
 
 
+@float64_methods("fit", "pseudo_outcomes", "predict_mu", "predict_tau")
 @dataclasses.dataclass
 class DRLearner(_Predictions):
     """Multi-action DR-learner (Kennedy 2023) with K-fold cross-fitting and logged propensities.
@@ -484,6 +459,11 @@ class DRLearner(_Predictions):
     arm ``a``'s final fit. ``predict_mu`` is
     ``mu_0`` (average of the fold models) plus ``tau``. Only the supported arms are fitted (the
     binary holdout design fits ``mu_0``, ``mu_o`` and ``tau_o`` only).
+
+    Cross-fitting (:mod:`estimators.crossfit`): folds ``fold_ids(n, n_folds, jax.random.key(seed))``
+    (``seed`` is the fold key's seed: the same seed gives the same folds), one outcome model per
+    (fold, supported arm) fitted by sample-weight masks; every (fold, arm) training set must hold
+    >= 1 row of its arm (else a ``ValueError`` naming ``action``).
     """
 
     base: BaseModel = dataclasses.field(default_factory=Ridge)
@@ -509,12 +489,11 @@ class DRLearner(_Predictions):
         pos = np.zeros(k1, dtype=np.int64)
         pos[sup] = np.arange(len(sup))
         action_s = pos[action]  # logged actions are supported: index into sup
-        folds = cross_fit_folds(len(reward), self.n_folds, self.seed)
-        check_fold_arm_counts(folds, action_s, len(sup), self.n_folds, "DRLearner.fit",
-                              labels=sup)
-        phi_s, weight_s, params = _dr_pseudo_outcomes(
-            self.base, jnp.asarray(x), jnp.asarray(action_s), jnp.asarray(reward),
-            jnp.asarray(action_prob[:, sup]), jnp.asarray(folds), self.n_folds, len(sup))
+        folds = _learner_folds(self, action_s, len(sup), len(reward), labels=sup)
+        mu, params = cross_fit(self.base, x, reward, folds, n_folds=self.n_folds,
+                               action=action_s, n_actions=len(sup))
+        phi_s, weight_s = _aipw(mu, jnp.asarray(action_s), jnp.asarray(reward),
+                                jnp.asarray(action_prob[:, sup]))
         phi = np.zeros((len(reward), k1 - 1))
         weight = np.zeros((len(reward), k1 - 1))
         phi[:, sup[1:] - 1] = np.asarray(phi_s)
@@ -554,6 +533,7 @@ class DRLearner(_Predictions):
 # ---------------------------------------------------------------------------------------------
 
 
+@float64_methods("fit", "predict_mu", "predict_tau")
 @dataclasses.dataclass
 class RLearner(_Predictions):
     """Multi-action R-learner (Nie & Wager 2021) with a linear effect model.
@@ -566,6 +546,10 @@ class RLearner(_Predictions):
     logging policy and ``m`` converges. ``predict_mu = mu_0(x) + tau`` with ``mu_0`` fitted by
     ``base`` on the control rows. Only the supported offers enter the decomposition (an
     unsupported offer has ``1{A=a} - e_a = 0`` on every row, so the log says nothing about it).
+
+    Cross-fitting of ``m`` (:mod:`estimators.crossfit`): folds
+    ``fold_ids(n, n_folds, jax.random.key(seed))``, one model per fold fitted on the rows outside
+    it (all arms, so the support rule holds whenever ``2 <= n_folds <= n``).
     """
 
     base: BaseModel = dataclasses.field(default_factory=Ridge)
@@ -584,10 +568,8 @@ class RLearner(_Predictions):
             x, action, reward, action_prob, n_actions, "RLearner.fit", require_propensity=True,
             base=self.base)
         n, d = x.shape
-        folds = cross_fit_folds(n, self.n_folds, self.seed)
-        train = (folds[None, :] != np.arange(self.n_folds)[:, None]).astype(np.float64)
-        params = fit_masked(self.base, x, reward, train)
-        m_hat = np.asarray(predict_stacked(self.base, params, x))[np.arange(n), folds]
+        folds = _learner_folds(self, None, None, n)
+        m_hat = np.asarray(cross_fit(self.base, x, reward, folds, n_folds=self.n_folds).predictions)
         sup = supported_actions(action, action_prob, k1)
         offers = sup[1:]
         resid_t = np.eye(k1)[action][:, offers] - action_prob[:, offers]  # (n, len(offers))

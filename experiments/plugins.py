@@ -16,20 +16,14 @@ A plug-in is any importable object named by a Hydra ``_target_`` (``{"_target_":
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 
+from estimators.heads import UpliftLearner
+
 __all__ = ["Allocator", "EconMLLearner", "OBPEstimator", "UpliftLearner", "as_learner",
            "as_ope", "instantiate"]
-
-
-@runtime_checkable
-class UpliftLearner(Protocol):
-    def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
-            n_actions: int | None = None) -> Any: ...
-
-    def predict_tau(self, x: Any) -> Any: ...
 
 
 class Allocator(Protocol):

@@ -441,9 +441,15 @@ def test_logistic_base_rejects_unbounded_rewards_before_jitted_fit(learner):
 
 
 def test_dr_cross_fitting_rejects_folds_without_an_arm():
-    """Action 2 has 2 rows; with 20 folds of 2 rows at least one fold's training complement holds
-    fewer than 2 of them, so its outcome model would be fitted on nothing (NaN tau before). The
-    R-learner's cross-fitted model is the marginal m(x), fitted on all arms, needing no check."""
+    """Action 2 has 2 rows and there are 20 folds of 2 rows. When both land in one fold, that
+    fold's training complement holds none of them, so its outcome model would be fitted on
+    nothing (NaN tau before): a ValueError naming the action and n_folds. The one cross-fitting
+    support rule (``estimators.crossfit.MIN_TRAIN_ROWS`` = 1 row of the arm in every (fold, arm)
+    training set) accepts the split case. The R-learner's cross-fitted model is the marginal
+    m(x), fitted on all arms, needing no check. Folds come from ``jax.random.key(seed)``, so the
+    seeds of both cases are found with the learners' own fold generator."""
+    from estimators.crossfit import MIN_TRAIN_ROWS, fold_ids
+
     rng = np.random.default_rng(1)
     n = 40
     x = rng.normal(size=(n, 2))
@@ -451,8 +457,19 @@ def test_dr_cross_fitting_rejects_folds_without_an_arm():
     action[:2] = 2
     reward = rng.normal(size=n)
     prob = np.full((n, 3), 1.0 / 3.0)
+    seed_of: dict[bool, int] = {}
+    for seed in range(400):  # P(same fold) = 1/39 per seed
+        f = np.asarray(fold_ids(n, 20, jax.random.key(seed)))[:2]
+        seed_of.setdefault(bool(f[0] == f[1]), seed)
+        if len(seed_of) == 2:
+            break
+    assert MIN_TRAIN_ROWS == 1 and len(seed_of) == 2
     with pytest.raises(ValueError, match=r"actions \[2\].*n_folds=20"):
-        DRLearner(n_folds=20).fit(x, action, reward, prob)
+        DRLearner(n_folds=20, seed=seed_of[True]).fit(x, action, reward, prob)
+    split = DRLearner(n_folds=20, seed=seed_of[False]).fit(x, action, reward, prob)
+    assert np.isfinite(np.asarray(split.predict_tau(x))).all()
+    r = RLearner(n_folds=20, seed=seed_of[True]).fit(x, action, reward, prob)
+    assert np.isfinite(np.asarray(r.predict_tau(x))).all()
 
 
 @pytest.mark.parametrize("b", [2, 3])

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from estimators.base import MLP, Ridge
+from estimators.crossfit import fold_ids
 from estimators.metrics import pehe
 from estimators.uplift import DRLearner, TLearner
 from simulators import LoggingConfig, WorldConfig, default_params, simulate
@@ -31,11 +32,12 @@ def _log(n: int, seed: int):
 
 def _numpy_dr(x: np.ndarray, action: np.ndarray, y: np.ndarray, e: np.ndarray,
               alpha: float = 1.0, n_folds: int = 2, seed: int = 0) -> np.ndarray:
-    """Reference: the same cross-fitted DR-learner (ridge everywhere) in NumPy; returns the
+    """Reference: the same cross-fitted DR-learner (ridge everywhere) in NumPy, on the learner's
+    folds (``estimators.crossfit.fold_ids`` of ``jax.random.key(seed)``); returns the
     final-stage coefficients ``(K, d+1)``."""
     n, d = x.shape
     k1 = e.shape[1]
-    folds = np.random.default_rng(seed).permutation(np.arange(n) % n_folds)
+    folds = np.asarray(fold_ids(n, n_folds, jax.random.key(seed)))
 
     def ridge(xx: np.ndarray, yy: np.ndarray, w: np.ndarray) -> np.ndarray:
         sw = w.sum()

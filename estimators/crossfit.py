@@ -1,0 +1,241 @@
+r"""K-fold cross-fitting: one fold generator, one support rule, one masked-fit mechanism.
+
+Every cross-fitted nuisance model in allocbench (the OPE outcome model ``q_hat`` of
+:mod:`estimators.ope_qhat`, the DR-learner's per-arm outcome models and the R-learner's marginal
+``m(x)`` in :mod:`estimators.uplift`) is built here:
+
+* **folds** (:func:`fold_ids`, :func:`fold_ids_batch`): a random balanced assignment drawn from a
+  JAX key, ``fold = permutation(key, [0, 1, ..., F-1, 0, 1, ...])``, so every fold has
+  ``floor(n/F)`` or ``ceil(n/F)`` rows. Batched logs draw one key per seed (split by the caller).
+* **support rule** (:data:`MIN_TRAIN_ROWS` = 1, :func:`check_fold_support`): for every fold ``f``
+  and action ``a``, the training set of the model ``m_{a,-f}`` (the rows with action ``a``
+  outside fold ``f``) must hold at least one row. That is the identification condition, not a
+  taste: an out-of-fold model must *exist* and be independent of the rows it predicts, and that
+  is all the DR/AIPW arguments use (``q_hat`` and the DR pseudo-outcome stay unbiased for any
+  fixed out-of-fold model; a model fitted on few rows costs variance, not validity; the
+  nominal-coverage argument of DR's analytic CI needs only that ``q_hat`` does not use the
+  row's own noise). With zero rows the weighted fit has nothing to fit, and a base model
+  returns its prior (0 for ridge) or NaN: a silent wrong answer. A higher threshold would
+  reject valid logs (an arm with 3 rows in 2 folds always leaves one complement with 1 row) and
+  would still not protect the flexible base models (an MLP also needs rows after its own
+  validation split), whose own minimum belongs to the base model. The rule is checked on the
+  host for every (fold, action) pair, in every seed, before any fit; a violation is a
+  ``ValueError`` naming ``action``.
+* **masked fits** (:func:`fit_masked`, :func:`cross_fit`): a (fold, action) model is the base
+  model fitted with the 0/1 ``sample_weight`` mask ``1{fold_i != f} 1{A_i = a}`` (a zero weight
+  drops a row exactly: every base model's loss is a weighted sum over rows), so all ``F * A``
+  fits share one compiled fit (``jax.lax.map`` over the masks inside ``jit``: static shapes,
+  peak memory of one fit). Stacked parameters are ordered fold-major: index ``f * A + a``.
+
+All public functions run in float64 (:func:`estimators.precision.float64`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from estimators.base import BaseModel
+from estimators.checks import fail
+from estimators.precision import float64
+
+__all__ = [
+    "MIN_TRAIN_ROWS",
+    "CrossFit",
+    "check_fold_support",
+    "check_n_folds",
+    "cross_fit",
+    "cross_fit_batch",
+    "fit_masked",
+    "fold_action_masks",
+    "fold_ids",
+    "fold_ids_batch",
+    "predict_stacked",
+]
+
+# The one support rule: rows of each action a model m_{a,-f} is fitted on (module docstring).
+MIN_TRAIN_ROWS = 1
+
+
+class CrossFit(NamedTuple):
+    """Result of :func:`cross_fit`.
+
+    ``predictions``: out-of-fold predictions, ``(n, A)`` per action (``(n,)`` without actions):
+    row ``i`` in fold ``f`` gets ``m_{a,-f}(x_i)``. ``params``: the fitted base-model params
+    stacked on a leading axis of length ``F * A`` (index ``f * A + a``), or ``F`` without actions.
+    """
+
+    predictions: jax.Array
+    params: Any
+
+
+# ---------------------------------------------------------------------------------------------
+# folds
+# ---------------------------------------------------------------------------------------------
+
+
+def _fold_ids(n: int, n_folds: int, key: jax.Array) -> jax.Array:
+    return jax.random.permutation(key, jnp.arange(n) % n_folds)
+
+
+_fold_ids_jit = jax.jit(_fold_ids, static_argnums=(0, 1))
+_fold_ids_vmap = jax.jit(jax.vmap(_fold_ids, in_axes=(None, None, 0)), static_argnums=(0, 1))
+
+
+@float64
+def fold_ids(n: int, n_folds: int, key: jax.Array) -> jax.Array:
+    """Balanced random fold per row, ``(n,)`` ints in ``[0, n_folds)``: a permutation (drawn from
+    ``key``) of ``arange(n) % n_folds``, so fold sizes differ by at most one."""
+    check_n_folds(n_folds, n)
+    return _fold_ids_jit(n, n_folds, key)
+
+
+@float64
+def fold_ids_batch(n: int, n_folds: int, keys: jax.Array) -> jax.Array:
+    """:func:`fold_ids` for S logs at once, one key per log (``keys (S,)``, e.g.
+    ``jax.random.split(key, S)``): ``(S, n)``; row ``s`` equals
+    ``fold_ids(n, n_folds, keys[s])``."""
+    check_n_folds(n_folds, n)
+    return _fold_ids_vmap(n, n_folds, keys)
+
+
+def check_n_folds(n_folds: int, n: int) -> None:
+    """Raise the shared ``ValueError`` (field ``n_folds``) unless ``2 <= n_folds <= n``."""
+    if isinstance(n_folds, bool) or not isinstance(n_folds, int | np.integer) or not (
+            2 <= n_folds <= n):
+        fail("n_folds", f"cross-fitting needs an integer 2 <= n_folds <= n = {n}, got {n_folds!r}",
+             "use e.g. n_folds=5 (or 2 on a small log)")
+
+
+def check_fold_support(action: Any, folds: Any, n_actions: int, n_folds: int, *,
+                       labels: Any | None = None) -> None:
+    """Raise the shared ``ValueError`` (field ``action``) unless every (fold ``f``, action ``a``)
+    training set, the rows with action ``a`` outside fold ``f``, holds at least
+    :data:`MIN_TRAIN_ROWS` rows (module docstring: why one). ``action``, ``folds``: ``(n,)``, or
+    ``(S, n)`` for S logs (checked in every seed; the message names the first failing seed).
+    ``labels[j]`` is the action reported for column ``j`` (default ``j``), for callers that fit
+    a subset of the actions re-indexed ``0..A-1``."""
+    a2, f2 = np.atleast_2d(np.asarray(action)), np.atleast_2d(np.asarray(folds))
+    lab = np.arange(n_actions) if labels is None else np.asarray(labels)
+    for s in range(a2.shape[0]):
+        counts = np.bincount(f2[s] * n_actions + a2[s], minlength=n_folds * n_actions).reshape(
+            n_folds, n_actions)
+        train = counts.sum(axis=0)[None, :] - counts  # rows of action a outside fold f
+        short = np.nonzero((train < MIN_TRAIN_ROWS).any(axis=0))[0]
+        if short.size:
+            where = f" in seed {s}" if np.ndim(action) == 2 else ""
+            fail("action",
+                 f"actions {[int(lab[a]) for a in short]} have no training rows in some fold's "
+                 f"complement{where} (logged {counts.sum(axis=0)[short].tolist()} times, "
+                 f"n_folds={n_folds}; each (fold, action) model needs >= {MIN_TRAIN_ROWS} row of "
+                 f"its action outside its fold), so their cross-fitted outcome model would be "
+                 f"fitted on nothing and predict the base model's prior",
+                 "lower n_folds, draw the folds from another key (seed), or log more rows of "
+                 "those actions")
+
+
+# ---------------------------------------------------------------------------------------------
+# masked fits
+# ---------------------------------------------------------------------------------------------
+
+
+def fold_action_masks(folds: jax.Array, action: jax.Array | None, n_folds: int,
+                      n_actions: int | None) -> jax.Array:
+    """Training weights of the cross-fitted models, one row per model (traceable):
+    ``(F * A, n)`` with row ``f * A + a`` equal to ``1{fold_i != f} 1{A_i = a}``; without
+    ``action``, ``(F, n)`` with row ``f`` equal to ``1{fold_i != f}``."""
+    train = folds[None, :] != jnp.arange(n_folds)[:, None]  # (F, n)
+    if action is None:
+        return train.astype(jnp.float64)
+    arm = action[None, :] == jnp.arange(n_actions)[:, None]  # (A, n)
+    return (train[:, None, :] & arm[None, :, :]).reshape(n_folds * n_actions, -1).astype(
+        jnp.float64)
+
+
+@float64
+def fit_masked(base: BaseModel, x: Any, y: Any, weights: Any) -> Any:
+    """Fit ``base`` once per row of ``weights (m, n)``; returns params stacked on a leading axis.
+
+    Fit ``j`` minimises the base model's weighted loss with ``sample_weight = weights[j]``; with a
+    0/1 mask this equals the fit on the selected rows. One compilation for all ``m`` fits
+    (``jax.lax.map`` over the masks, inside ``jit`` with the base-model config static)."""
+    return _fit_masked(base, jnp.asarray(x, dtype=jnp.float64), jnp.asarray(y, dtype=jnp.float64),
+                       jnp.asarray(weights, dtype=jnp.float64))
+
+
+def _fit_masked_traced(base: BaseModel, x: jax.Array, y: jax.Array, weights: jax.Array) -> Any:
+    return jax.lax.map(lambda w: base.fit(x, y, w), weights)
+
+
+_fit_masked = jax.jit(_fit_masked_traced, static_argnames=("base",))
+
+
+@float64
+def predict_stacked(base: BaseModel, params: Any, x: Any) -> jax.Array:
+    """Predictions of stacked params (leading axis ``m``) on ``x``: shape ``(n, m)``."""
+    return _predict_stacked(base, params, jnp.asarray(x, dtype=jnp.float64))
+
+
+@functools.partial(jax.jit, static_argnames=("base",))
+def _predict_stacked(base: BaseModel, params: Any, x: jax.Array) -> jax.Array:
+    return jax.vmap(lambda p: base.predict(p, x))(params).T
+
+
+def _cross_fit_traced(base: BaseModel, x: jax.Array, y: jax.Array, folds: jax.Array,
+                      action: jax.Array | None, n_folds: int,
+                      n_actions: int | None) -> CrossFit:
+    n = x.shape[0]
+    params = _fit_masked_traced(base, x, y, fold_action_masks(folds, action, n_folds, n_actions))
+    preds = jax.vmap(lambda p: base.predict(p, x))(params)  # (F*A, n) or (F, n)
+    preds = preds.reshape(n_folds, -1, n)
+    # row i takes the models of its own held-out fold: preds[fold_i, :, i]
+    oof = jnp.take_along_axis(preds, folds[None, None, :], axis=0)[0].T  # (n, A) or (n, 1)
+    return CrossFit(oof if action is not None else oof[:, 0], params)
+
+
+_cross_fit_jit = jax.jit(_cross_fit_traced, static_argnames=("base", "n_folds", "n_actions"))
+
+
+@functools.partial(jax.jit, static_argnames=("base", "n_folds", "n_actions"))
+def _cross_fit_vmap(base: BaseModel, x: jax.Array, y: jax.Array, folds: jax.Array,
+                    action: jax.Array | None, n_folds: int, n_actions: int | None) -> CrossFit:
+    return jax.vmap(lambda xs, ys, fs, a: _cross_fit_traced(base, xs, ys, fs, a, n_folds,
+                                                            n_actions))(x, y, folds, action)
+
+
+def _prepare(x: Any, y: Any, folds: Any, action: Any | None, n_actions: int | None,
+             ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array | None]:
+    if (action is None) != (n_actions is None):
+        fail("n_actions", "pass action and n_actions together (per-action models) or neither "
+             "(one model per fold)", "give both, or drop both")
+    return (jnp.asarray(x, dtype=jnp.float64), jnp.asarray(y, dtype=jnp.float64),
+            jnp.asarray(folds), None if action is None else jnp.asarray(action))
+
+
+@float64
+def cross_fit(base: BaseModel, x: Any, y: Any, folds: Any, *, n_folds: int,
+              action: Any | None = None, n_actions: int | None = None) -> CrossFit:
+    """Cross-fit ``base`` on ``(x (n, d), y (n,))`` over the given ``folds (n,)``.
+
+    With ``action (n,)`` in ``[0, n_actions)``: one model ``m_{a,-f}`` per (fold, action), fitted
+    on the rows with action ``a`` outside fold ``f``; ``predictions[i, a] = m_{a,-f(i)}(x_i)``.
+    Without: one model ``m_{-f}`` per fold on all rows outside ``f`` (the marginal ``E[y | x]``
+    of the R-learner); ``predictions[i] = m_{-f(i)}(x_i)``. One compilation for all fits.
+    Callers check the folds first (:func:`check_fold_support`): an empty training set is not
+    detected here (inside ``jit``)."""
+    x, y, folds, action = _prepare(x, y, folds, action, n_actions)
+    return _cross_fit_jit(base, x, y, folds, action, n_folds, n_actions)
+
+
+@float64
+def cross_fit_batch(base: BaseModel, x: Any, y: Any, folds: Any, *, n_folds: int,
+                    action: Any | None = None, n_actions: int | None = None) -> CrossFit:
+    """:func:`cross_fit` on S logs at once (leading seed axis on ``x, y, folds, action``),
+    ``vmap``-ed in one compilation: predictions ``(S, n, A)`` (or ``(S, n)``), params with
+    leading axes ``(S, F * A)``."""
+    x, y, folds, action = _prepare(x, y, folds, action, n_actions)
+    return _cross_fit_vmap(base, x, y, folds, action, n_folds, n_actions)
