@@ -106,24 +106,33 @@ def _bad(arrays, **change):
     return {**arrays, **change}
 
 
-@pytest.mark.parametrize("change, field", [
-    (lambda a: dict(pscore=np.where(np.arange(N) == 5, 0.0, a["pscore"])), "pscore"),
-    (lambda a: dict(pscore=a["pscore"][:-1]), "pscore"),
-    (lambda a: dict(action=a["action"][:-1]), "action"),
-    (lambda a: dict(action=a["action"] + 1), "action"),
-    (lambda a: dict(action_dist=a["action_dist"][:-1]), "action_dist"),
-    (lambda a: dict(action_dist=a["action_dist"] * 1.01), "action_dist"),
-    (lambda a: dict(q_hat=a["q_hat"][:, :-1]), "q_hat"),
-    (lambda a: dict(reward=np.where(np.arange(N) == 3, np.nan, a["reward"])), "reward"),
-    (lambda a: dict(q_hat=np.where(np.arange(N)[:, None] == 3, np.inf, a["q_hat"])), "q_hat"),
+def _first_logged(arrays, a: int) -> int:
+    return int(np.flatnonzero(arrays["action"] == a)[0])
+
+
+@pytest.mark.parametrize("change, field, where", [
+    (lambda a: dict(pscore=np.where(np.arange(N) == 5, 0.0, a["pscore"])), "pscore", "row 5"),
+    (lambda a: dict(pscore=a["pscore"][:-1]), "pscore", None),
+    (lambda a: dict(action=a["action"][:-1]), "action", None),
+    (lambda a: dict(action=a["action"] + 1), "action", lambda a: f"row {_first_logged(a, K1 - 1)}"),
+    (lambda a: dict(action_dist=a["action_dist"][:-1]), "action_dist", None),
+    (lambda a: dict(action_dist=a["action_dist"] * 1.01), "action_dist", "row 0"),
+    (lambda a: dict(q_hat=a["q_hat"][:, :-1]), "q_hat", None),
+    (lambda a: dict(reward=np.where(np.arange(N) == 3, np.nan, a["reward"])), "reward", "row 3"),
+    (lambda a: dict(q_hat=np.where(np.arange(N)[:, None] == 3, np.inf, a["q_hat"])), "q_hat",
+     "row 3"),
     (lambda a: dict(action_dist=np.where(np.arange(N)[:, None] == 3, np.nan,
-                                         a["action_dist"])), "action_dist"),
-    (lambda a: dict(pscore=np.where(np.arange(N) == 5, np.nan, a["pscore"])), "pscore"),
+                                         a["action_dist"])), "action_dist", "row 3"),
+    (lambda a: dict(pscore=np.where(np.arange(N) == 5, np.nan, a["pscore"])), "pscore", "row 5"),
 ])
-def test_bad_input_raises_value_error_naming_field(arrays, change, field):
+def test_bad_input_raises_value_error_naming_field(arrays, change, field, where):
     """The message starts with the one field at fault (``action:`` does not match
-    ``action_dist:``, and a NaN reward is not reported as ``reward/action_dist/q_hat``)."""
-    with pytest.raises(ValueError, match=rf"^{field}: "):
+    ``action_dist:``, and a NaN reward is not reported as ``reward/action_dist/q_hat``), then
+    the first offending row for a data defect (``estimators.checks.fail``'s shape); shape
+    errors name no row."""
+    where = where(arrays) if callable(where) else where
+    loc = rf" \({where}\)" if where else ""
+    with pytest.raises(ValueError, match=rf"^{field}{loc}: "):
         ope.dr(**_bad(arrays, **change(arrays)))
 
 
@@ -132,7 +141,7 @@ def test_nonfinite_input_names_only_that_field(arrays, field):
     """A NaN in exactly one of the big inputs names that input and no other."""
     bad = np.array(arrays[field], dtype=float)
     bad[7] = np.nan
-    with pytest.raises(ValueError, match=rf"^{field}: contains NaN or inf") as info:
+    with pytest.raises(ValueError, match=rf"^{field} \(row 7\): contains NaN or inf") as info:
         ope.dr(**_bad(arrays, **{field: bad}))
     others = {"reward", "action_dist", "q_hat"} - {field}
     assert not any(o in str(info.value) for o in others), str(info.value)
@@ -173,16 +182,18 @@ def _logging_case(full_log, kind):
     ("shape", "expected shape"),
 ])
 def test_logging_dist_is_validated(full_log, kind, message):
-    """logging_dist must be a distribution per row with logging_dist[i, a_i] = pscore_i > 0."""
+    """logging_dist must be a distribution per row with logging_dist[i, a_i] = pscore_i > 0;
+    a defect names its row (11), a wrong shape none."""
     ope.dr(**full_log)  # the consistent log is accepted
-    with pytest.raises(ValueError, match=rf"^logging_dist: .*{message}"):
+    loc = "" if kind == "shape" else r" \(row 11\)"
+    with pytest.raises(ValueError, match=rf"^logging_dist{loc}: .*{message}"):
         ope.dr(**_logging_case(full_log, kind))
 
 
 @pytest.mark.parametrize("kind", ["row_sum", "pscore_mismatch", "logged_zero"])
 def test_chunked_reduction_validates_logging_dist(full_log, small_chunks, kind):
     """The logging_dist checks hold on the chunked path too (defect in the first chunk)."""
-    with pytest.raises(ValueError, match=r"^logging_dist: "):
+    with pytest.raises(ValueError, match=r"^logging_dist \(row 11\): "):
         ope.ips(**{k: v for k, v in _logging_case(full_log, kind).items() if k != "q_hat"})
 
 
@@ -204,7 +215,7 @@ def test_missing_options_raise(arrays):
     with pytest.raises(ValueError, match="name"):
         ope.estimate("nope", **arrays)
     with pytest.raises(ValueError, match="n_boot"):
-        ope.bootstrap("ips", **arrays, n_boot=5)
+        ope.bootstrap("ips", **arrays, n_boot=5, key=jax.random.key(0))
 
 
 def test_unsupported_mass_is_warned_and_reported(arrays):
@@ -263,6 +274,32 @@ def test_bootstrap_ips_matches_analytic(arrays):
     assert b.ci_high - b.ci_low == pytest.approx(a.ci_high - a.ci_low, rel=0.25)
 
 
+def test_bootstrap_takes_logging_dist_and_an_explicit_key(full_log, arrays):
+    """``bootstrap`` accepts ``logging_dist`` like ``estimate`` (a consistent, positive one
+    changes nothing; an inconsistent one is rejected; unsupported mass is warned and reported),
+    and draws its resamples only from the caller's key (same key, same interval)."""
+    kw = dict(n_boot=40, key=jax.random.key(4))
+    plain = ope.bootstrap("dr", **arrays, **kw)
+    assert ope.bootstrap("dr", **full_log, **kw) == plain
+    assert ope.bootstrap("dr", **arrays, n_boot=40, key=jax.random.key(5)) != plain
+    with pytest.raises(TypeError, match="key"):
+        ope.bootstrap("dr", **arrays, n_boot=40)
+    with pytest.raises(ValueError, match="^key: "):
+        ope.bootstrap("dr", **arrays, n_boot=40, key=None)
+    with pytest.raises(ValueError, match=r"^logging_dist \(row 11\): .*disagrees with pscore"):
+        ope.bootstrap("dr", **_logging_case(full_log, "pscore_mismatch"), **kw)
+    # the logger never supports action K in these rows: warned, and reported as in estimate
+    keep = full_log["action"] != K1 - 1
+    sub = {k: v[keep] for k, v in full_log.items()}
+    ld = sub["logging_dist"].copy()
+    ld[:, -1] = 0.0
+    ld /= ld.sum(axis=1, keepdims=True)
+    sub.update(logging_dist=ld, pscore=ld[np.arange(keep.sum()), sub["action"]])
+    with pytest.warns(ope.UnsupportedActionWarning):
+        est = ope.bootstrap("ips", **{k: v for k, v in sub.items() if k != "q_hat"}, **kw)
+    assert est.unsupported_mass == pytest.approx(sub["action_dist"][:, -1].mean(), rel=1e-12)
+
+
 # ----------------------------------------------------------------- differences and ratios
 def test_paired_difference_equals_difference_and_is_tighter(arrays):
     base_pi = np.ones((N, K1)) / K1
@@ -298,19 +335,20 @@ def test_cross_fit_q_hat_is_out_of_fold(uniform_log):
     predictions of rows in other folds, never its own."""
     d = uniform_log
     k1 = d.action_prob.shape[1]
-    q = np.asarray(cross_fit_q_hat(d.x, d.action, d.value, n_actions=k1))
+    key = jax.random.key(0)
+    q = np.asarray(cross_fit_q_hat(d.x, d.action, d.value, n_actions=k1, key=key))
     r2 = d.value.copy()
     r2[0] += 1e4
-    q2 = np.asarray(cross_fit_q_hat(d.x, d.action, r2, n_actions=k1))
+    q2 = np.asarray(cross_fit_q_hat(d.x, d.action, r2, n_actions=k1, key=key))
     assert q.shape == (len(d.value), k1)
     np.testing.assert_array_equal(q[0], q2[0])
     assert not np.allclose(q, q2)
     # a useful model: correlated with the true mean outcome
     assert np.corrcoef(q.ravel(), d.truth.mu_value.ravel())[0, 1] > 0.5
     with pytest.raises(ValueError, match="n_folds"):
-        cross_fit_q_hat(d.x, d.action, d.value, n_actions=k1, n_folds=1)
+        cross_fit_q_hat(d.x, d.action, d.value, n_actions=k1, n_folds=1, key=key)
     with pytest.raises(ValueError, match="action"):
-        cross_fit_q_hat(d.x, d.action, d.value, n_actions=2)
+        cross_fit_q_hat(d.x, d.action, d.value, n_actions=2, key=key)
 
 
 # -------------------------------------------------------------------- chunked host reduction
@@ -318,17 +356,18 @@ def test_cross_fit_q_hat_is_out_of_fold(uniform_log):
 def small_chunks(monkeypatch):
     """Force the chunked path (NumPy inputs with n > 4 chunks) on the 3,000-row log: 64-row
     chunks, the last one partial."""
-    monkeypatch.setattr(ope, "CHUNK_ROWS", 64)
+    monkeypatch.setattr(ope.passes, "CHUNK_ROWS", 64)
 
 
 @pytest.mark.parametrize("name", ope.ESTIMATORS)
 def test_chunked_reduction_equals_the_single_pass(arrays, name, monkeypatch):
     lam = 3.0 if name in ("clipped_ips", "switch_dr", "dr_os") else None
     whole, phi_whole = ope.estimate(name, **arrays, lambda_=lam, return_influence=True)
-    monkeypatch.setattr(ope, "CHUNK_ROWS", 64)
+    monkeypatch.setattr(ope.passes, "CHUNK_ROWS", 64)
     calls = []
-    real = ope._rows_and_checks_jit
-    monkeypatch.setattr(ope, "_rows_and_checks_jit", lambda *a: calls.append(1) or real(*a))
+    real = ope.passes._rows_and_checks_jit
+    monkeypatch.setattr(ope.passes, "_rows_and_checks_jit",
+                        lambda *a: calls.append(1) or real(*a))
     chunked, phi_chunked = ope.estimate(name, **arrays, lambda_=lam, return_influence=True)
     assert len(calls) == -(-N // 64), "the chunked path was not taken"
     for a, b in zip(whole, chunked, strict=True):
@@ -336,15 +375,19 @@ def test_chunked_reduction_equals_the_single_pass(arrays, name, monkeypatch):
     np.testing.assert_allclose(phi_whole, phi_chunked, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("change, field", [
+@pytest.mark.parametrize("change, field, row", [
     (lambda a: dict(action_dist=np.where(np.arange(N)[:, None] == N - 2, 0.5,
-                                         a["action_dist"])), "action_dist"),
-    (lambda a: dict(q_hat=np.where(np.arange(N)[:, None] == N - 1, np.inf, a["q_hat"])), "q_hat"),
-    (lambda a: dict(reward=np.where(np.arange(N) == 1000, np.nan, a["reward"])), "reward"),
+                                         a["action_dist"])), "action_dist", N - 2),
+    (lambda a: dict(q_hat=np.where(np.arange(N)[:, None] == N - 1, np.inf, a["q_hat"])), "q_hat",
+     N - 1),
+    (lambda a: dict(reward=np.where(np.arange(N) == 1000, np.nan, a["reward"])), "reward", 1000),
+    (lambda a: dict(action=np.where(np.arange(N) == 2000, K1, a["action"])), "action", 2000),
+    (lambda a: dict(pscore=np.where(np.arange(N) == 2999, 1.5, a["pscore"])), "pscore", 2999),
 ])
-def test_chunked_reduction_still_rejects_bad_rows(arrays, small_chunks, change, field):
-    """A bad row in any chunk (here the middle and the last, partial one) is still an error."""
-    with pytest.raises(ValueError, match=field):
+def test_chunked_reduction_still_rejects_bad_rows(arrays, small_chunks, change, field, row):
+    """A bad row in any chunk (here the middle and the last, partial one) is still an error,
+    naming the row of the whole log (not of its chunk)."""
+    with pytest.raises(ValueError, match=rf"^{field} \(row {row}\): "):
         ope.dr(**_bad(arrays, **change(arrays)))
 
 
@@ -384,23 +427,60 @@ def test_estimate_batch_equals_estimate_per_seed(full_log):
                 assert a == pytest.approx(b, rel=1e-12, abs=1e-15)
 
 
+@pytest.mark.parametrize("name", ope.ESTIMATORS)
+def test_estimate_batch_is_a_loop_of_estimate_for_every_estimator(full_log, name):
+    """Every field of every seed of ``estimate_batch`` equals ``estimate`` on that seed alone
+    (one vmapped pass vs S single passes: the same float64 arithmetic), for NumPy and JAX inputs
+    and with a batched ``logging_dist``."""
+    lam = 3.0 if name in ope.NEEDS_LAMBDA else None
+    batch = _split(full_log)
+    plain = {k: v for k, v in batch.items() if k != "logging_dist"}
+    on_device = {k: jax.numpy.asarray(v) for k, v in plain.items()}
+    for kw in (plain, on_device, batch):
+        est = ope.estimate_batch(name, **kw, lambda_=lam)
+        assert all(np.shape(v) == (S_SEEDS,) for v in est)
+        for s in range(S_SEEDS):
+            one = ope.estimate(name, **{k: v[s] for k, v in kw.items()}, lambda_=lam)
+            for field, a, b in zip(one._fields, one, (v[s] for v in est), strict=True):
+                assert a == pytest.approx(b, rel=1e-12, abs=1e-15), (field, s)
+
+
+def test_float64_accumulation_in_estimate_batch():
+    """The batched pass accumulates float32 inputs in float64 too: per seed, the IPS value and
+    stderr (all weights 1) of 2^18 rewards near 1e4 (spread 0.29) agree with NumPy's float64 mean
+    and sd to 1e-10 and 1e-8 (float32 sums carry ~6e-8 relative error per rounding; the sd of
+    values near 1e4 loses ~8 digits to cancellation in float32)."""
+    rng = np.random.default_rng(2)
+    s, n = 2, 1 << 18
+    reward = (1e4 + rng.random((s, n))).astype(np.float32)
+    pi = np.full((s, n, 2), 0.5, np.float32)
+    est = ope.estimate_batch("ips", reward=reward, action=rng.integers(0, 2, (s, n)),
+                             pscore=np.full((s, n), 0.5, np.float32), action_dist=pi)
+    r64 = reward.astype(np.float64)
+    np.testing.assert_allclose(est.value, r64.mean(axis=1), rtol=1e-10)
+    np.testing.assert_allclose(est.stderr, r64.std(axis=1, ddof=1) / np.sqrt(n), rtol=1e-8)
+
+
 @pytest.mark.parametrize("change, field, message", [
-    (lambda b: dict(action=_set(b["action"], (2, 5), K1)), "action", r"\[0, 5\]"),
-    (lambda b: dict(action=_set(b["action"], (2, 5), -1)), "action", r"\[-1, 4\]"),
+    (lambda b: dict(action=_set(b["action"], (2, 5), K1)), r"action \(seed 2, row 5\)",
+     r"\[0, 5\]"),
+    (lambda b: dict(action=_set(b["action"], (2, 5), -1)), r"action \(seed 2, row 5\)",
+     r"\[-1, 4\]"),
     (lambda b: dict(action=b["action"].astype(float)), "action", "not integer"),
     (lambda b: dict(action=b["action"][:2]), "action", "expected shape"),
-    (lambda b: dict(pscore=_set(b["pscore"], (2, 5), 0.0)), "pscore", "seed 2, row 5"),
-    (lambda b: dict(reward=_set(b["reward"], (2, 5), np.nan)), "reward", r"\(seed 2\)"),
-    (lambda b: dict(action_dist=_set(b["action_dist"], (2, 5), np.inf)), "action_dist",
-     r"\(seed 2\)"),
-    (lambda b: dict(action_dist=_set(b["action_dist"], (1, 5), 0.9)), "action_dist",
-     r"sum to 1.*\(seed 1\)"),
-    (lambda b: dict(q_hat=_set(b["q_hat"], (2, 5), np.nan)), "q_hat", r"\(seed 2\)"),
+    (lambda b: dict(pscore=_set(b["pscore"], (2, 5), 0.0)), r"pscore \(seed 2, row 5\)", ""),
+    (lambda b: dict(reward=_set(b["reward"], (2, 5), np.nan)), r"reward \(seed 2, row 5\)",
+     "NaN"),
+    (lambda b: dict(action_dist=_set(b["action_dist"], (2, 5), np.inf)),
+     r"action_dist \(seed 2, row 5\)", "NaN or inf"),
+    (lambda b: dict(action_dist=_set(b["action_dist"], (1, 5), 0.9)),
+     r"action_dist \(seed 1, row 5\)", "sum to 1"),
+    (lambda b: dict(q_hat=_set(b["q_hat"], (2, 5), np.nan)), r"q_hat \(seed 2, row 5\)", "NaN"),
     (lambda b: dict(q_hat=b["q_hat"][:, :, :-1]), "q_hat", "expected shape"),
 ])
 def test_estimate_batch_validates_every_seed(full_log, change, field, message):
-    """Defects in a later seed (not seed 0) are errors naming the field (and the seed), never a
-    silent NaN (action > K) or a wrapped index (action -1 -> last column)."""
+    """Defects in a later seed (not seed 0) are errors naming the field (and the seed and row),
+    never a silent NaN (action > K) or a wrapped index (action -1 -> last column)."""
     batch = {k: v for k, v in _split(full_log).items() if k != "logging_dist"}
     with pytest.raises(ValueError, match=rf"^{field}: .*{message}"):
         ope.estimate_batch("dr", **{**batch, **change(batch)})
@@ -417,7 +497,7 @@ def test_estimate_batch_validates_logging_dist(full_log, kind):
     """The logging_dist checks run in every seed (the defect is at row 11, in seed 0; moved to
     the last seed by rolling the seed axis)."""
     bad = {k: np.roll(v, 1, axis=0) for k, v in _split(_logging_case(full_log, kind)).items()}
-    with pytest.raises(ValueError, match=r"^logging_dist: .*\(seed 1\)"):
+    with pytest.raises(ValueError, match=r"^logging_dist \(seed 1, row 11\): "):
         ope.estimate_batch("ips", **{k: v for k, v in bad.items() if k != "q_hat"})
 
 
@@ -448,6 +528,55 @@ def test_estimate_batch_reports_per_seed_unsupported_mass(full_log):
     with pytest.warns(ope.UnsupportedActionWarning, match="in 1 of 3 seeds"):
         est = ope.estimate_batch("ips", **kw, logging_dist=ld)
     np.testing.assert_allclose(est.unsupported_mass, [0.0, 0.0, 0.3 * 100 / m], rtol=1e-12)
+
+
+# -------------------------------------------------------------------------------- registry
+def test_registry_lists_every_estimator_with_its_needs(arrays):
+    """``REGISTRY`` is the one list: names in ``ESTIMATORS`` order, ``NEEDS_Q_HAT`` /
+    ``NEEDS_LAMBDA`` from the specs and enforced by ``estimate``, the summary is the named
+    function's docstring, and the mapping is read-only."""
+    assert tuple(ope.REGISTRY) == ope.ESTIMATORS
+    assert ope.NEEDS_Q_HAT == {"dm", "dr", "sndr", "switch_dr", "dr_os"}
+    assert ope.NEEDS_LAMBDA == {"clipped_ips", "switch_dr", "dr_os"}
+    no_q = {k: v for k, v in arrays.items() if k != "q_hat"}
+    for name, spec in ope.REGISTRY.items():
+        assert isinstance(spec, ope.EstimatorSpec) and spec.name == name
+        assert (name in ope.NEEDS_Q_HAT) == spec.needs_q_hat
+        assert (name in ope.NEEDS_LAMBDA) == spec.needs_lambda
+        assert getattr(ope, name).__doc__.startswith(spec.summary)
+        lam = 3.0 if spec.needs_lambda else None
+        if spec.needs_q_hat:
+            with pytest.raises(ValueError, match=rf"^q_hat: {name} needs an outcome model"):
+                ope.estimate(name, **no_q, lambda_=lam)
+        else:
+            ope.estimate(name, **no_q, lambda_=lam)
+        if spec.needs_lambda:
+            with pytest.raises(ValueError, match=rf"^lambda_: {name} needs"):
+                ope.estimate(name, **arrays)
+    with pytest.raises(TypeError):
+        ope.REGISTRY["mine"] = ope.REGISTRY["ips"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("name", ope.ESTIMATORS)
+def test_kernel_weights_are_row_multiplicities(arrays, name):
+    """``kernel(rows, c, lambda_)`` with integer weights ``c`` is the estimator on the log with
+    row ``i`` repeated ``c_i`` times (what the bootstrap relies on, self-normalisation included),
+    and with ``c = 1`` it is the estimate, whose value is the mean of its influence terms."""
+    spec = ope.REGISTRY[name]
+    lam = 3.0 if spec.needs_lambda else np.inf
+    q = arrays["q_hat"] if spec.needs_q_hat else None
+    args = (arrays["reward"], arrays["action"], arrays["pscore"], arrays["action_dist"])
+    with jax.enable_x64(True):
+        rows = ope.passes.rows_jit(*args, q)
+        c = np.random.default_rng(5).integers(0, 3, N).astype(np.float64)
+        weighted = float(spec.kernel(rows, jax.numpy.asarray(c), lam)[0])
+        idx = np.repeat(np.arange(N), c.astype(int))
+        repeated = ope.passes.rows_jit(*(a[idx] for a in args), None if q is None else q[idx])
+        ones = jax.numpy.ones(len(idx))
+        assert weighted == pytest.approx(float(spec.kernel(repeated, ones, lam)[0]), rel=1e-12)
+    est, phi = ope.estimate(name, **arrays, lambda_=lam if spec.needs_lambda else None,
+                            return_influence=True)
+    assert phi.mean() == pytest.approx(est.value, rel=1e-12)
 
 
 # ------------------------------------------------------------------------------- docstrings
@@ -504,4 +633,4 @@ def test_cross_fit_q_hat_rejects_an_action_confined_to_one_fold():
     # batched: the check covers every seed
     with pytest.raises(ValueError, match=r"^action: .*seed"):
         cross_fit_q_hat_batch(np.stack([x, x]), np.stack([action, one]), np.stack([reward] * 2),
-                              n_actions=3, n_folds=2)
+                              n_actions=3, n_folds=2, key=jax.random.key(0))
