@@ -31,7 +31,9 @@ import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoMultivariateNormal
 
-jax.config.update("jax_enable_x64", True)
+from estimators import checks
+from estimators.checks import fail
+from estimators.precision import float64_methods
 
 __all__ = ["HierarchicalUplift", "hierarchical_uplift_model"]
 
@@ -64,6 +66,7 @@ def hierarchical_uplift_model(x: jax.Array, segment: jax.Array, action: jax.Arra
         numpyro.sample("y", dist.Normal(mean, sigma[segment, action]), obs=y)
 
 
+@float64_methods("fit", "segment_tau_draws", "interval", "predict_tau_draws", "predict_tau")
 @dataclasses.dataclass
 class HierarchicalUplift:
     """Fit the hierarchical uplift model; query posterior draws of segment and per-user uplift.
@@ -72,6 +75,8 @@ class HierarchicalUplift:
     ``segment_tau_draws() -> (draws, S, K+1)`` (column 0 zero, label units);
     ``interval(level) -> (low, high)`` equal-tailed posterior intervals ``(S, K+1)``;
     ``predict_tau_draws(x, segment) -> (draws, n, K+1)``; ``predict_tau`` = posterior mean.
+    ``seed`` is the inference's explicit randomness (NUTS / SVI key ``jax.random.key(seed)``).
+    Every public method runs in float64 (:func:`estimators.precision.float64_methods`).
     """
 
     method: str = "nuts"
@@ -91,39 +96,44 @@ class HierarchicalUplift:
 
     def __post_init__(self) -> None:
         if self.method not in ("nuts", "svi"):
-            raise ValueError(f"HierarchicalUplift.method: 'nuts' or 'svi', got {self.method!r}.")
+            fail("HierarchicalUplift.method", f"'nuts' or 'svi', got {self.method!r}",
+                 "pick one of the two")
         for name in ("n_warmup", "n_samples", "svi_steps"):
             if getattr(self, name) < 1:
-                raise ValueError(f"HierarchicalUplift.{name}: must be >= 1.")
+                fail(f"HierarchicalUplift.{name}", f"must be >= 1, got {getattr(self, name)}",
+                     "use a positive count")
         if self.prior_scale <= 0 or self.pool_scale <= 0:
-            raise ValueError("HierarchicalUplift.prior_scale/pool_scale: must be > 0.")
+            fail("HierarchicalUplift.prior_scale/pool_scale", "must be > 0",
+                 "use positive prior scales")
 
     def fit(self, x: Any, segment: Any, action: Any, reward: Any, n_actions: int | None = None,
             n_segments: int | None = None) -> HierarchicalUplift:
-        x = np.asarray(x, dtype=np.float64)
-        y = np.asarray(reward, dtype=np.float64)
+        x = np.asarray(x)
+        y = np.asarray(reward)
         segment = np.asarray(segment)
         action = np.asarray(action)
         n = len(y)
         if x.ndim != 2 or x.shape[0] != n or segment.shape != (n,) or action.shape != (n,):
-            raise ValueError(f"HierarchicalUplift.fit: x must be (n, d) and segment, action, "
-                             f"reward (n,) with n={n}; got x {x.shape}, segment {segment.shape},"
-                             f" action {action.shape}.")
-        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-            raise ValueError("HierarchicalUplift.fit: x/reward contain NaN or inf.")
+            fail("HierarchicalUplift.fit", f"x must be (n, d) and segment, action, reward (n,) "
+                 f"with n={n}; got x {x.shape}, segment {segment.shape}, action {action.shape}",
+                 "pass one row per logged decision")
+        x = checks.check_finite("HierarchicalUplift.fit.x", x).astype(np.float64)
+        y = checks.check_finite("HierarchicalUplift.fit.reward", y).astype(np.float64)
         n_actions = int(action.max()) + 1 if n_actions is None else n_actions
         n_segments = int(segment.max()) + 1 if n_segments is None else n_segments
-        if action.min() < 0 or action.max() >= n_actions or n_actions < 2:
-            raise ValueError(f"HierarchicalUplift.fit: action must lie in [0, {n_actions - 1}] "
-                             f"with n_actions >= 2.")
+        if n_actions < 2:
+            fail("HierarchicalUplift.fit.n_actions", f"must be >= 2, got {n_actions}",
+                 "log no-offer and at least one offer")
+        checks.check_actions("HierarchicalUplift.fit.action", action, n_actions)
         if segment.min() < 0 or segment.max() >= n_segments:
-            raise ValueError(f"HierarchicalUplift.fit: segment must lie in "
-                             f"[0, {n_segments - 1}].")
+            row = int(np.flatnonzero((segment < 0) | (segment >= n_segments))[0])
+            fail("HierarchicalUplift.fit.segment", f"segment must lie in [0, {n_segments - 1}], "
+                 f"got {segment[row]}", "encode segments as 0..n_segments-1", row=row)
         per_action = np.bincount(action, minlength=n_actions)
         if np.any(per_action < 2):
-            raise ValueError(f"HierarchicalUplift.fit: actions "
-                             f"{np.flatnonzero(per_action < 2).tolist()} have fewer than 2 rows. "
-                             f"Fix: more data or restrict n_actions to logged actions.")
+            fail("HierarchicalUplift.fit.action", f"actions "
+                 f"{np.flatnonzero(per_action < 2).tolist()} have fewer than 2 rows",
+                 "more data, or restrict n_actions to logged actions")
         # (segment, action) cells without rows (e.g. an offer never eligible in a segment) are
         # allowed: their uplift posterior is the pooled one (mu_a, sd_a).
         x_mean, x_sd = x.mean(0), x.std(0) + 1e-12
@@ -153,7 +163,7 @@ class HierarchicalUplift:
 
     def _check(self) -> None:
         if self.samples_ is None:
-            raise ValueError("HierarchicalUplift: not fitted. Fix: call .fit(...) first.")
+            fail("HierarchicalUplift", "not fitted", "call .fit(...) first")
 
     def segment_tau_draws(self) -> np.ndarray:
         """Posterior draws of the segment uplift ``(draws, S, K+1)`` in label units."""
@@ -164,8 +174,8 @@ class HierarchicalUplift:
     def interval(self, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Equal-tailed posterior interval of the segment uplift, ``(S, K+1)`` each."""
         if not 0.0 < level < 1.0:
-            raise ValueError(f"HierarchicalUplift.interval.level: must lie in (0, 1), got "
-                             f"{level}.")
+            fail("HierarchicalUplift.interval.level", f"must lie in (0, 1), got {level}",
+                 "e.g. level=0.9")
         draws = self.segment_tau_draws()
         q = (1 - level) / 2
         return np.quantile(draws, q, axis=0), np.quantile(draws, 1 - q, axis=0)
@@ -176,8 +186,10 @@ class HierarchicalUplift:
         self._check()
         segment = np.asarray(segment)
         if segment.min() < 0 or segment.max() >= self.n_segments_:
-            raise ValueError(f"HierarchicalUplift.predict: segment must lie in "
-                             f"[0, {self.n_segments_ - 1}].")
+            row = int(np.flatnonzero((segment < 0) | (segment >= self.n_segments_))[0])
+            fail("HierarchicalUplift.predict.segment", f"segment must lie in "
+                 f"[0, {self.n_segments_ - 1}], got {segment[row]}",
+                 "use the segments the model was fitted on", row=row)
         draws = self.segment_tau_draws()[:, segment, :]
         if self.feature_effects:
             x_mean, x_sd, _, y_sd = self.scaling_

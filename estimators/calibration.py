@@ -15,14 +15,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, NamedTuple
 
-import jax
 import numpy as np
 from scipy import stats
 from scipy.optimize import isotonic_regression
 
+from estimators import checks
+from estimators.checks import fail
 from estimators.metrics import RankMonotonicity, rank_monotonicity
-
-jax.config.update("jax_enable_x64", True)
+from estimators.precision import float64, float64_methods
 
 __all__ = [
     "CalibrationBins",
@@ -35,34 +35,40 @@ __all__ = [
 
 def _check_log(action: Any, reward: Any, action_prob: Any, n: int,
                where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A randomised log of ``n`` rows for calibration: ``action (n,)`` ints, finite ``reward
+    (n,)``, ``action_prob (n, K+1)`` a probability table (:func:`estimators.checks.
+    check_probability_rows`, rows summing to 1 within ``ROW_SUM_ATOL``) with a no-offer holdout
+    (``action_prob[:, 0] > 0``) and positive probability of every logged action."""
     action = np.asarray(action)
-    reward = np.asarray(reward, dtype=np.float64)
-    e = np.asarray(action_prob, dtype=np.float64)
-    if action.shape != (n,) or reward.shape != (n,):
-        raise ValueError(f"{where}: action and reward must have shape ({n},) like the "
-                         f"predictions, got {action.shape} and {reward.shape}.")
-    if e.ndim != 2 or e.shape[0] != n:
-        raise ValueError(f"{where}: action_prob must have shape ({n}, K+1), got {e.shape}. "
-                         f"Fix: pass the logged propensities of every action.")
-    if not (np.all(np.isfinite(reward)) and np.all(np.isfinite(e))):
-        raise ValueError(f"{where}: reward/action_prob contain NaN or inf.")
+    if action.shape != (n,) or np.shape(reward) != (n,):
+        fail(where, f"action and reward must have shape ({n},) like the predictions, got "
+             f"{action.shape} and {np.shape(reward)}", "pass one logged row per prediction")
+    if np.ndim(action_prob) != 2 or np.shape(action_prob)[0] != n:
+        fail(f"{where}.action_prob", f"must have shape ({n}, K+1), got {np.shape(action_prob)}",
+             "pass the logged propensities of every action")
+    reward = checks.check_finite(f"{where}.reward", reward).astype(np.float64)
+    e = checks.check_finite(f"{where}.action_prob", action_prob).astype(np.float64)
     if np.any(e[:, 0] <= 0):
-        raise ValueError(f"{where}: action_prob[:, 0] (no-offer holdout) must be > 0 on every "
-                         f"row; uplift is not identified without a control. Fix: use a log "
-                         f"with a holdout.")
-    if not np.issubdtype(action.dtype, np.integer) or np.any(action < 0) or np.any(
-            action >= e.shape[1]):
-        raise ValueError(f"{where}: action must be integers in [0, {e.shape[1] - 1}] (0 = no "
-                         f"offer), got dtype {action.dtype}. Fix: pass logged action indices.")
-    if np.any(e < 0) or np.any(e > 1) or not np.allclose(e.sum(axis=1), 1.0, atol=1e-6):
-        raise ValueError(f"{where}: action_prob must lie in [0, 1] with rows summing to 1. "
-                         f"Fix: pass all K+1 logged propensity columns.")
-    if np.any(e[np.arange(n), action] <= 0):
-        raise ValueError(f"{where}: action_prob is 0 for some logged actions. Fix: pass the "
-                         f"propensities the actions were actually drawn from.")
+        fail(f"{where}.action_prob", "column 0 (no-offer holdout) must be > 0 on every row; "
+             "uplift is not identified without a control", "use a log with a holdout",
+             row=int(np.flatnonzero(e[:, 0] <= 0)[0]))
+    k1 = e.shape[1]
+    if not np.issubdtype(action.dtype, np.integer):
+        fail(f"{where}.action", f"action must be integers in [0, {k1 - 1}] (0 = no offer), got "
+             f"dtype {action.dtype}", "pass logged action indices")
+    if np.any(action < 0) or np.any(action >= k1):
+        row = int(np.flatnonzero((action < 0) | (action >= k1))[0])
+        fail(f"{where}.action", f"action must be integers in [0, {k1 - 1}] (0 = no offer), got "
+             f"{action[row]}", "pass logged action indices", row=row)
+    e = checks.check_probability_rows(f"{where}.action_prob", e,
+                                      fix="pass all K+1 logged propensity columns")
+    checks.check_logged_propensity(f"{where}.action_prob", e, action,
+                                   fix="pass the propensities the actions were actually drawn "
+                                   "from")
     return action, reward, e
 
 
+@float64
 def ipw_pseudo_outcomes(action: Any, reward: Any, action_prob: Any) -> tuple[np.ndarray,
                                                                               np.ndarray]:
     """``phi (n, K)`` with ``phi[i, a-1] = 1{A=a} y / e_a - 1{A=0} y / e_0`` and a validity
@@ -99,6 +105,7 @@ def _hajek(y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     return m, float((w**2 * (y - m) ** 2).sum() / sw**2)
 
 
+@float64
 def incremental_calibration(tau_hat: Any, action: Any, reward: Any, action_prob: Any, offer: int,
                             n_bins: int = 10, alpha: float = 0.05) -> CalibrationBins:
     """Calibration of predicted uplift ``tau_hat (n,)`` of ``offer`` on a holdout log.
@@ -112,13 +119,15 @@ def incremental_calibration(tau_hat: Any, action: Any, reward: Any, action_prob:
     """
     th = np.asarray(tau_hat, dtype=np.float64)
     if th.ndim != 1 or not np.all(np.isfinite(th)):
-        raise ValueError("incremental_calibration.tau_hat: must be a finite 1-D array (n,) of "
-                         "predicted uplift for one offer. Fix: pass tau_hat[:, offer].")
+        fail("incremental_calibration.tau_hat", "must be a finite 1-D array (n,) of predicted "
+             "uplift for one offer", "pass tau_hat[:, offer]")
     action, y, e = _check_log(action, reward, action_prob, len(th), "incremental_calibration")
     if not 1 <= offer < e.shape[1]:
-        raise ValueError(f"incremental_calibration.offer: must be in [1, {e.shape[1] - 1}].")
+        fail("incremental_calibration.offer", f"must be in [1, {e.shape[1] - 1}], got {offer}",
+             "pick one of the offers")
     if n_bins < 2:
-        raise ValueError("incremental_calibration.n_bins: need at least 2 bins.")
+        fail("incremental_calibration.n_bins", f"need at least 2 bins, got {n_bins}",
+             "e.g. n_bins=10")
     rows = e[:, offer] > 0
     th, action, y, e = th[rows], action[rows], y[rows], e[rows]
     # Equal-count bins by rank (ties broken by row order, so flat predictions still bin).
@@ -130,8 +139,8 @@ def incremental_calibration(tau_hat: Any, action: Any, reward: Any, action_prob:
         m = bin_id == b
         treated, control = m & (action == offer), m & (action == 0)
         if treated.sum() < 2 or control.sum() < 2:
-            raise ValueError(f"incremental_calibration: bin {b} has fewer than 2 treated or 2 "
-                             f"control rows. Fix: use fewer bins (n_bins) or a larger holdout.")
+            fail("incremental_calibration", f"bin {b} has fewer than 2 treated or 2 control rows",
+                 "use fewer bins (n_bins) or a larger holdout")
         m1, v1 = _hajek(y[treated], 1.0 / e[treated, offer])
         m0, v0 = _hajek(y[control], 1.0 / e[control, 0])
         pred[b], obs[b], se[b], count[b] = th[m].mean(), m1 - m0, np.sqrt(v1 + v0), m.sum()
@@ -148,16 +157,17 @@ def _fit_inputs(tau_hat: Any, action: Any, reward: Any, action_prob: Any,
                 where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     th = np.asarray(tau_hat, dtype=np.float64)
     if th.ndim != 2 or not np.all(np.isfinite(th)):
-        raise ValueError(f"{where}.tau_hat: must be finite (n, K) (offer columns 1..K only, "
-                         f"i.e. tau_hat[:, 1:]).")
+        fail(f"{where}.tau_hat", f"must be a finite (n, K) array (offer columns 1..K only), got "
+             f"shape {th.shape}", "pass tau_hat[:, 1:]")
     action, y, e = _check_log(action, reward, action_prob, th.shape[0], where)
     if e.shape[1] != th.shape[1] + 1:
-        raise ValueError(f"{where}: tau_hat has {th.shape[1]} offer columns but action_prob "
-                         f"has {e.shape[1]} actions; expected K and K+1.")
+        fail(f"{where}.tau_hat", f"has {th.shape[1]} offer columns but action_prob has "
+             f"{e.shape[1]} actions; expected K and K+1", "pass tau_hat[:, 1:]")
     phi, valid = ipw_pseudo_outcomes(action, y, e)
     return th, phi, valid
 
 
+@float64_methods("fit", "transform")
 @dataclasses.dataclass
 class LinearRecalibration:
     """Per offer ``a``: ``tau_cal = b0_a + b1_a tau_hat``.
@@ -183,8 +193,8 @@ class LinearRecalibration:
             t = th[m, a]
             treated = (action[m] == a + 1).astype(np.float64)
             if treated.sum() < 3 or (1 - treated).sum() < 3:
-                raise ValueError(f"LinearRecalibration.fit: offer {a + 1} needs at least 3 "
-                                 f"treated and 3 control rows. Fix: a larger calibration log.")
+                fail("LinearRecalibration.fit", f"offer {a + 1} needs at least 3 treated and 3 "
+                     "control rows", "a larger calibration log")
             w = 1.0 / e[m][np.arange(m.sum()), action[m]]
             design = np.stack([np.ones_like(t), t, treated, treated * t], axis=1)
             sw = np.sqrt(w)
@@ -195,14 +205,15 @@ class LinearRecalibration:
 
     def transform(self, tau: Any) -> np.ndarray:
         if self.coef_ is None:
-            raise ValueError("LinearRecalibration: not fitted. Fix: call .fit first.")
+            fail("LinearRecalibration", "not fitted", "call .fit first")
         tau = np.asarray(tau, dtype=np.float64)
         if tau.ndim != 2 or tau.shape[1] != len(self.coef_):
-            raise ValueError(f"LinearRecalibration.transform: tau must be (n, {len(self.coef_)})"
-                             f" (offer columns), got {tau.shape}.")
+            fail("LinearRecalibration.transform.tau", f"must be (n, {len(self.coef_)}) (offer "
+                 f"columns), got {tau.shape}", "pass tau[:, 1:]")
         return self.coef_[:, 0] + self.coef_[:, 1] * tau
 
 
+@float64_methods("fit", "transform")
 @dataclasses.dataclass
 class IsotonicRecalibration:
     """Per offer ``a``: the non-decreasing step function of ``tau_hat_a`` minimising squared
@@ -230,10 +241,10 @@ class IsotonicRecalibration:
 
     def transform(self, tau: Any) -> np.ndarray:
         if self.knots_ is None:
-            raise ValueError("IsotonicRecalibration: not fitted. Fix: call .fit first.")
+            fail("IsotonicRecalibration", "not fitted", "call .fit first")
         tau = np.asarray(tau, dtype=np.float64)
         if tau.ndim != 2 or tau.shape[1] != len(self.knots_):
-            raise ValueError(f"IsotonicRecalibration.transform: tau must be "
-                             f"(n, {len(self.knots_)}) (offer columns), got {tau.shape}.")
+            fail("IsotonicRecalibration.transform.tau", f"must be (n, {len(self.knots_)}) (offer "
+                 f"columns), got {tau.shape}", "pass tau[:, 1:]")
         return np.stack([np.interp(tau[:, a], xs, ys)
                          for a, (xs, ys) in enumerate(self.knots_)], axis=1)

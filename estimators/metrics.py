@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import jax
 import numpy as np
 from scipy import stats
 
-jax.config.update("jax_enable_x64", True)
+from estimators import checks
+from estimators.checks import fail
+from estimators.precision import float64
 
 __all__ = [
     "RankMonotonicity",
@@ -41,24 +42,17 @@ __all__ = [
 
 
 def _arr(a: Any, name: str, ndim: int) -> np.ndarray:
-    out = np.asarray(a, dtype=np.float64)
+    out = np.asarray(a)
     if out.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {out.shape}.")
-    if not np.all(np.isfinite(out)):
-        raise ValueError(f"{name}: contains NaN or inf. Fix: check the model's predictions.")
-    return out
+        fail(name, f"expected a {ndim}-D array, got shape {out.shape}",
+             f"pass a {ndim}-D array")
+    return checks.check_finite(name, out, "check the model's predictions").astype(np.float64)
 
 
 def _mask(eligible: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
-    """``eligible`` as a boolean ``shape`` array (bool, or 0/1 values), else ``ValueError``."""
-    m = np.asarray(eligible)
-    if m.shape != shape:
-        raise ValueError(f"{name}: expected shape {shape} like tau_hat (one flag per row and "
-                         f"action), got {m.shape}. Fix: pass the eligibility of the same rows.")
-    if m.dtype != bool and not np.isin(m, (0, 1)).all():
-        raise ValueError(f"{name}: must be boolean (or 0/1), got dtype {m.dtype} with other "
-                         "values. Fix: pass eligible as a bool array.")
-    return m.astype(bool)
+    """``eligible`` as a boolean ``shape`` array (bool, or 0/1 values), else ``ValueError``
+    (:func:`estimators.checks.check_eligible`; a row may have no eligible offer)."""
+    return checks.check_eligible(name, eligible, shape, require_no_offer=False)
 
 
 def _actions(a: Any, name: str, n: int, k1: int) -> np.ndarray:
@@ -66,18 +60,17 @@ def _actions(a: Any, name: str, n: int, k1: int) -> np.ndarray:
     (a -1 would silently index the last offer)."""
     out = np.asarray(a)
     if out.shape != (n,):
-        raise ValueError(f"{name}: expected shape ({n},) (one action per row), got {out.shape}. "
-                         "Fix: pass one action index per row.")
+        fail(name, f"expected shape ({n},) (one action per row), got {out.shape}",
+             "pass one action index per row")
     if not np.issubdtype(out.dtype, np.integer):
-        raise ValueError(f"{name}: dtype {out.dtype} is not integer. Fix: pass action indices "
-                         "0..K (0 = no offer).")
+        fail(name, f"dtype {out.dtype} is not integer", "pass action indices 0..K (0 = no offer)")
     if n and (out.min() < 0 or out.max() >= k1):
-        raise ValueError(f"{name}: values must lie in [0, {k1 - 1}] (0 = no offer, {k1} "
-                         f"columns), got [{out.min()}, {out.max()}]. Fix: encode 'no offer' as "
-                         "0, never -1.")
+        fail(name, f"values must lie in [0, {k1 - 1}] (0 = no offer, {k1} columns), got "
+             f"[{out.min()}, {out.max()}]", "encode 'no offer' as 0, never -1")
     return out
 
 
+@float64
 def pehe(tau_hat: Any, tau_true: Any, eligible: Any | None = None) -> float:
     """Precision in estimating heterogeneous effects:
     ``sqrt(mean_{i, a>=1, eligible} (tau_hat[i,a] - tau_true[i,a])^2)`` (offer columns only).
@@ -85,16 +78,18 @@ def pehe(tau_hat: Any, tau_true: Any, eligible: Any | None = None) -> float:
     th = _arr(tau_hat, "pehe.tau_hat", 2)
     tt = _arr(tau_true, "pehe.tau_true", 2)
     if th.shape != tt.shape:
-        raise ValueError(f"pehe: tau_hat {th.shape} and tau_true {tt.shape} must match.")
+        fail("pehe.tau_true", f"shape {tt.shape} must match tau_hat's {th.shape}",
+             "pass the truth of the same rows and actions")
     mask = np.ones_like(th, bool) if eligible is None else _mask(eligible, th.shape,
                                                                   "pehe.eligible")
     mask = mask[:, 1:]
     if not mask.any():
-        raise ValueError("pehe.eligible: no eligible (row, offer) pair.")
+        fail("pehe.eligible", "no eligible (row, offer) pair", "pass a mask with some offers")
     err = (th - tt)[:, 1:][mask]
     return float(np.sqrt(np.mean(err**2)))
 
 
+@float64
 def best_offer(tau_hat: Any, eligible: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(a_hat, score)``: each row's best eligible offer ``argmax_{a>=1} tau_hat`` and its
     predicted uplift (``(0, 0.0)`` for rows with no eligible offer)."""
@@ -108,6 +103,7 @@ def best_offer(tau_hat: Any, eligible: Any | None = None) -> tuple[np.ndarray, n
     return np.where(none, 0, idx + 1), np.where(none, 0.0, score)
 
 
+@float64
 def truth_gain(tau_true: Any, chosen: Any) -> np.ndarray:
     """Exact per-row gain of giving row ``i`` the offer ``chosen[i]``: ``tau_true[i, chosen_i]``
     (``chosen (n,)`` integer in ``[0, K]``)."""
@@ -116,6 +112,7 @@ def truth_gain(tau_true: Any, chosen: Any) -> np.ndarray:
     return tt[np.arange(len(tt)), chosen]
 
 
+@float64
 def ipw_gain(chosen: Any, action: Any, reward: Any, action_prob: Any) -> np.ndarray:
     """Unbiased per-row gain from a randomised log:
     ``g_i = 1{A_i = c_i} y_i / e(c_i|x_i) - 1{A_i = 0} y_i / e(0|x_i)``, with ``E[g_i | x_i] =
@@ -123,56 +120,61 @@ def ipw_gain(chosen: Any, action: Any, reward: Any, action_prob: Any) -> np.ndar
     y = _arr(reward, "ipw_gain.reward", 1)
     e = _arr(action_prob, "ipw_gain.action_prob", 2)
     if e.shape[0] != len(y):
-        raise ValueError(f"ipw_gain.action_prob: expected shape ({len(y)}, K+1) like reward, got "
-                         f"{e.shape}. Fix: pass the logged propensities of the same rows.")
+        fail("ipw_gain.action_prob", f"expected shape ({len(y)}, K+1) like reward, got {e.shape}",
+             "pass the logged propensities of the same rows")
     chosen = _actions(chosen, "ipw_gain.chosen", *e.shape)
     action = _actions(action, "ipw_gain.action", *e.shape)
     rows = np.arange(len(y))
     e_c, e_0 = e[rows, chosen], e[:, 0]
     if np.any(e_c <= 0) or np.any(e_0 <= 0):
-        raise ValueError("ipw_gain.action_prob: zero propensity for the chosen offer or for "
-                         "no-offer on some rows; IPW gain is not identified there. Fix: "
-                         "restrict to eligible offers / rows with a holdout.")
+        fail("ipw_gain.action_prob", "zero propensity for the chosen offer or for no-offer; IPW "
+             "gain is not identified there", "restrict to eligible offers / rows with a holdout",
+             row=int(np.flatnonzero((e_c <= 0) | (e_0 <= 0))[0]))
     return (action == chosen) * y / e_c - (action == 0) * y / e_0
 
 
+@float64
 def qini_curve(score: Any, gain: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(fraction, cumulative_gain)``: rank rows by ``score`` (descending) and accumulate
     ``gain / n``; both of length ``n + 1`` starting at ``(0, 0)``."""
     s = _arr(score, "qini_curve.score", 1)
     g = _arr(gain, "qini_curve.gain", 1)
     if s.shape != g.shape:
-        raise ValueError(f"qini_curve: score {s.shape} and gain {g.shape} must match.")
+        fail("qini_curve.gain", f"shape {g.shape} must match score's {s.shape}",
+             "pass one score and one gain per row")
     order = np.argsort(-s, kind="stable")
     cum = np.concatenate([[0.0], np.cumsum(g[order]) / len(g)])
     return np.linspace(0.0, 1.0, len(g) + 1), cum
 
 
+@float64
 def auuc(score: Any, gain: Any) -> float:
     """Area under the uplift (Qini) curve, trapezoid rule on ``[0, 1]``."""
     f, c = qini_curve(score, gain)
     return float(np.trapezoid(c, f))
 
 
+@float64
 def qini_coefficient(score: Any, gain: Any) -> float:
     """AUUC minus the area under random targeting (the straight line to the total gain)."""
     f, c = qini_curve(score, gain)
     return float(np.trapezoid(c, f) - 0.5 * c[-1])
 
 
+@float64
 def uplift_at_k(score: Any, gain: Any, fraction: float) -> float:
     """Mean gain among the top ``fraction`` of rows by ``score``:
     ``mean_{i in top k by score} gain_i`` with ``k = max(1, round(fraction n))``; ``score`` and
     ``gain`` are ``(n,)`` over the same rows."""
     if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"uplift_at_k.fraction: must lie in (0, 1], got {fraction}.")
+        fail("uplift_at_k.fraction", f"must lie in (0, 1], got {fraction}", "e.g. 0.1")
     s = _arr(score, "uplift_at_k.score", 1)
     g = _arr(gain, "uplift_at_k.gain", 1)
     if s.shape != g.shape:
-        raise ValueError(f"uplift_at_k.gain: shape {g.shape} must match score {s.shape}. Fix: "
-                         "pass one score and one gain per row.")
+        fail("uplift_at_k.gain", f"shape {g.shape} must match score {s.shape}",
+             "pass one score and one gain per row")
     if len(s) == 0:
-        raise ValueError("uplift_at_k.score: no rows. Fix: pass at least one row.")
+        fail("uplift_at_k.score", "no rows", "pass at least one row")
     k = max(1, round(fraction * len(s)))
     return float(np.mean(g[np.argsort(-s, kind="stable")[:k]]))
 
@@ -183,6 +185,7 @@ class ValueCostCurve(NamedTuple):
     order: np.ndarray  # (n,) ranking used
 
 
+@float64
 def value_cost_curve(tau_value_hat: Any, tau_cost_hat: Any, gain_value: Any,
                      gain_cost: Any) -> ValueCostCurve:
     """Cumulative incremental value against cumulative incremental cost (both per user) when
@@ -194,7 +197,8 @@ def value_cost_curve(tau_value_hat: Any, tau_cost_hat: Any, gain_value: Any,
     gv = _arr(gain_value, "value_cost_curve.gain_value", 1)
     gc = _arr(gain_cost, "value_cost_curve.gain_cost", 1)
     if not (tv.shape == tc.shape == gv.shape == gc.shape):
-        raise ValueError("value_cost_curve: all four arrays must have the same shape (n,).")
+        fail("value_cost_curve", "all four arrays must have the same shape (n,), got "
+             f"{tv.shape}, {tc.shape}, {gv.shape}, {gc.shape}", "pass one entry per row")
     ratio = np.where(tc > 0, tv / np.where(tc > 0, tc, 1.0), np.inf)
     ratio = np.where(tv <= 0, -np.inf, ratio)
     order = np.lexsort((-tv, -ratio))  # primary: ratio desc, tie-break: value desc
@@ -209,18 +213,21 @@ class RankMonotonicity(NamedTuple):
     max_inversions: int  # B (B - 1) / 2
 
 
+@float64
 def rank_monotonicity(observed_by_bin: Any) -> RankMonotonicity:
     """Given observed uplift per bin with bins ordered by increasing predicted uplift, the
     Spearman correlation between bin rank and observed uplift and the inversion count."""
     obs = _arr(observed_by_bin, "rank_monotonicity.observed_by_bin", 1)
     b = len(obs)
     if b < 2:
-        raise ValueError("rank_monotonicity.observed_by_bin: need at least 2 bins.")
+        fail("rank_monotonicity.observed_by_bin", f"need at least 2 bins, got {b}",
+             "use more bins")
     rho = float(stats.spearmanr(np.arange(b), obs).statistic)
     inv = int(np.sum(np.triu(obs[:, None] > obs[None, :], k=1)))
     return RankMonotonicity(rho, inv, b * (b - 1) // 2)
 
 
+@float64
 def split_stability(predictions: Any) -> dict[str, float]:
     """Spread of predictions across refits: ``predictions (B, n, ...)`` from B folds/bootstraps.
 
@@ -230,7 +237,8 @@ def split_stability(predictions: Any) -> dict[str, float]:
     also ``rank_corr`` (mean pairwise Spearman of the flattened predictions)."""
     p = np.asarray(predictions, dtype=np.float64)
     if p.ndim < 2 or p.shape[0] < 2:
-        raise ValueError("split_stability.predictions: need shape (B >= 2, n, ...).")
+        fail("split_stability.predictions", f"need shape (B >= 2, n, ...), got {p.shape}",
+             "stack at least two refits on axis 0")
     flat = p.reshape(p.shape[0], -1)
     mean_sd = float(np.mean(np.std(flat, axis=0, ddof=1)))
     signal_sd = float(np.std(flat.mean(axis=0), ddof=1))

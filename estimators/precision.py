@@ -28,10 +28,15 @@ C = TypeVar("C", bound=type)
 
 
 def float64(fn: F) -> F:
-    """Run ``fn`` with 64-bit JAX types enabled for the duration of the call only."""
+    """Run ``fn`` with 64-bit JAX types enabled for the duration of the call only. Called on
+    traced values (inside the caller's own ``jit``/``vmap``/``grad``), it runs as traced, in the
+    caller's precision: switching it mid-trace would mix dtypes in one computation."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if any(isinstance(leaf, jax.core.Tracer)
+               for leaf in jax.tree_util.tree_leaves((args, kwargs))):
+            return fn(*args, **kwargs)  # under the caller's jit/vmap/grad: the caller's precision
         with jax.enable_x64(True):
             return fn(*args, **kwargs)
 

@@ -14,7 +14,8 @@ Two solvers return the same :class:`Allocation` record:
   frontier (:mod:`policies.frontier`) are taken in decreasing marginal ROI until the budget or the
   ROI floor binds; greedy on convex frontiers is exact for the relaxed multiple-choice knapsack and
   at most one user ends fractional. Large n avoids walking every frontier: the same greedy on a
-  random subsample of users brackets the optimal price ``[p_lo, p_hi]``; one elementwise pass
+  deterministic systematic subsample of users (every ``n / m``-th row, :func:`_pilot_rows`)
+  brackets the optimal price ``[p_lo, p_hi]``; one elementwise pass
   computes every user's choice at both prices (``argmax_a tau_v - p tau_c``, i.e. all segments of
   slope > p taken) and the totals; the bracket is verified (feasible at ``p_hi``, not at ``p_lo``)
   and widened if the sample missed; only users whose choice differs (1-6 % at n = 10^7) are walked
@@ -43,6 +44,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from estimators.checks import fail
+from estimators.precision import float64
 from policies._validation import (
     check_capacity,
     check_effects,
@@ -51,8 +54,6 @@ from policies._validation import (
 )
 from policies.frontier import choice_at_price, frontier_slot_major, select_rows
 from policies.pruning import prune_mask_unchecked
-
-jax.config.update("jax_enable_x64", True)
 
 DEFAULT_CHUNK = 1 << 18
 PILOT_MIN_USERS = 1 << 15  # below this, every user's whole frontier enters the exact greedy
@@ -222,17 +223,25 @@ def _segments(v: np.ndarray, c: np.ndarray, e: np.ndarray, r_pair: float | None,
     return _Segments(su, sj, slope[sj, su], d_cost[sj, su], d_value[sj, su], path)
 
 
+def _pilot_rows(n: int, size: int) -> np.ndarray:
+    """The pilot's users: a systematic sample, row ``floor((j + 1/2) n / size)`` for
+    ``j = 0..size-1`` (sorted, distinct for ``size <= n``; no randomness, so no seed). For users in
+    any order that is not periodic with period ``n / size`` it brackets the price as well as a
+    random sample of the same size; if it does not, the caller's verification widens the bracket:
+    the subsample can only cost time, never change the allocation."""
+    return ((2 * np.arange(size, dtype=np.int64) + 1) * n) // (2 * size)
+
+
 def _pilot_bracket(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float,
                    min_roi: float | None, r_pair: float | None, pilot_size: int,
                    chunk_size: int) -> tuple[float, float]:
     """A price bracket [price_lo, price_hi] that should contain the optimal price: the exact
-    greedy on a random subsample of users (scaled to n) locates the crossing segment; the bracket
-    spans 4 sqrt(rank) + 32 sample segments either side of it (a few standard deviations of the
-    crossing rank). Only speed depends on it: the caller verifies the bracket and widens it if
-    the full pass shows it missed."""
+    greedy on the pilot subsample (:func:`_pilot_rows`, scaled to n) locates the crossing segment;
+    the bracket spans 4 sqrt(rank) + 32 sample segments either side of it (a few standard
+    deviations of the crossing rank). Only speed depends on it: the caller verifies the bracket
+    and widens it if the full pass shows it missed."""
     n = v.shape[0]
-    rng = np.random.default_rng(0)
-    sample = np.sort(rng.choice(n, size=pilot_size, replace=False))
+    sample = _pilot_rows(n, pilot_size)
     vs, cs, es = (np.asarray(x[sample]) for x in (v, c, e))
     bp = _run_bracket_pass(vs, cs, es, r_pair, 0.0, np.inf, chunk_size)  # base = choice at inf
     seg = _segments(vs, cs, es, r_pair, np.arange(pilot_size), bp.action_hi, None, chunk_size)
@@ -283,9 +292,9 @@ def _greedy(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float, min_roi:
             hi_ok = _feasible(bp.totals_hi, budget, min_roi)
             lo_ok = _feasible(bp.totals_lo, budget, min_roi)
             if np.isinf(price_hi) and bp.totals_hi[1] > budget:
-                raise ValueError(f"budget: {budget} is below the cheapest reachable total cost "
-                                 f"{bp.totals_hi[1]} (offers with negative incremental cost). "
-                                 "Fix: raise the budget.")
+                fail("budget", f"{budget} is below the cheapest reachable total cost "
+                     f"{bp.totals_hi[1]} (offers with negative incremental cost)",
+                     "raise the budget")
             if (hi_ok or np.isinf(price_hi)) and (not lo_ok or price_lo == 0.0):
                 break
             widen *= 4  # missed: fall back towards the full range
@@ -493,6 +502,7 @@ def _dual(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float, min_roi: f
                       bool(budget_binds), bool(roi_binds), cap_binds, n_frac, "dual")
 
 
+@float64
 def allocate(tau_value: ArrayLike, tau_cost: ArrayLike, *, budget: float,
              eligible: ArrayLike | None = None, min_roi: float | None = None,
              capacity: ArrayLike | None = None, min_pair_roi: float | None = None,
@@ -515,16 +525,18 @@ def allocate(tau_value: ArrayLike, tau_cost: ArrayLike, *, budget: float,
     r_pair = check_nonneg_scalar("min_pair_roi", min_pair_roi, allow_none=True)
     cap = check_capacity(capacity, v.shape[1])
     if method not in ("auto", "greedy", "dual"):
-        raise ValueError(f"method: expected 'auto', 'greedy' or 'dual', got {method!r}.")
+        fail("method", f"expected 'auto', 'greedy' or 'dual', got {method!r}",
+             "pick one of the three")
     if int(chunk_size) < 1:
-        raise ValueError(f"chunk_size: must be >= 1, got {chunk_size}.")
+        fail("chunk_size", f"must be >= 1, got {chunk_size}", f"e.g. {DEFAULT_CHUNK}")
     if cap is not None and method == "greedy":
-        raise ValueError("method='greedy' does not handle capacity; use method='dual' or 'auto'.")
+        fail("method", "'greedy' does not handle capacity", "use method='dual' or 'auto'")
     if method == "dual" or (method == "auto" and cap is not None):
         return _dual(v, c, e, b, r, r_pair, cap, max_sweeps)
     return _greedy(v, c, e, b, r, r_pair, int(chunk_size))
 
 
+@float64
 def allocate_at_price(tau_value: ArrayLike, tau_cost: ArrayLike, *, price: float,
                       eligible: ArrayLike | None = None,
                       min_pair_roi: float | None = None) -> Allocation:

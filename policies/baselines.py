@@ -25,6 +25,8 @@ import jax
 import numpy as np
 from numpy.typing import ArrayLike
 
+from estimators.checks import fail
+from estimators.precision import float64
 from policies._validation import check_effects, check_eligible, check_nonneg_scalar
 from policies.allocation import Allocation, allocate
 
@@ -37,6 +39,7 @@ def _record(dist: np.ndarray, v: np.ndarray, c: np.ndarray, budget_binds: bool, 
                       np.zeros(k, dtype=bool), n_frac, method)
 
 
+@float64
 def fill_budget(proposed_action: ArrayLike, priority: ArrayLike, tau_value: ArrayLike,
                 tau_cost: ArrayLike, *, budget: float | None, eligible: ArrayLike | None = None,
                 method: str = "fill") -> Allocation:
@@ -50,12 +53,15 @@ def fill_budget(proposed_action: ArrayLike, priority: ArrayLike, tau_value: Arra
     a = np.asarray(proposed_action).astype(np.int64)
     pr = np.asarray(priority, dtype=np.float64)
     if a.shape != (n,) or (a < 0).any() or (a >= v.shape[1]).any():
-        raise ValueError(f"proposed_action: expected (n,) ints in [0, {v.shape[1] - 1}], got "
-                         f"shape {a.shape}. Fix: one action index per user.")
+        fail("proposed_action", f"expected ({n},) ints in [0, {v.shape[1] - 1}], got shape "
+             f"{a.shape}", "one action index per user")
     if not e[np.arange(n), a].all():
-        raise ValueError("proposed_action: proposes ineligible actions. Fix: propose 0 there.")
+        row = int(np.flatnonzero(~e[np.arange(n), a])[0])
+        fail("proposed_action", f"proposes ineligible action {a[row]}",
+             "propose 0 (no offer) there", row=row)
     if pr.shape != (n,) or not np.all(np.isfinite(pr)):
-        raise ValueError("priority: expected a finite (n,) array.")
+        fail("priority", f"expected a finite ({n},) array, got shape {pr.shape}",
+             "one finite priority per user")
     rows = np.arange(n)
     share = np.where(a > 0, 1.0, 0.0)
     binds = False
@@ -82,6 +88,7 @@ def fill_budget(proposed_action: ArrayLike, priority: ArrayLike, tau_value: Arra
     return _record(dist, v, c, binds, n_frac, method)
 
 
+@float64
 def lifecycle_rule(key: jax.Array, segment: ArrayLike, tau_value: ArrayLike, tau_cost: ArrayLike, *,
                    offer_by_segment: Mapping[int, int], budget: float | None = None,
                    eligible: ArrayLike | None = None) -> Allocation:
@@ -91,11 +98,12 @@ def lifecycle_rule(key: jax.Array, segment: ArrayLike, tau_value: ArrayLike, tau
     e = check_eligible(eligible, v.shape)
     seg = np.asarray(segment).astype(np.int64)
     if seg.shape != (v.shape[0],):
-        raise ValueError(f"segment: expected shape ({v.shape[0]},), got {seg.shape}.")
+        fail("segment", f"expected shape ({v.shape[0]},), got {seg.shape}",
+             "one lifecycle segment per user")
     for s, k in offer_by_segment.items():
         if not 0 <= int(k) < v.shape[1]:
-            raise ValueError(f"offer_by_segment: offer {k} for segment {s} is not in "
-                             f"[0, {v.shape[1] - 1}].")
+            fail("offer_by_segment", f"offer {k} for segment {s} is not in [0, {v.shape[1] - 1}]",
+                 "map each segment to an action index (0 = no offer)")
     a = np.zeros(v.shape[0], dtype=np.int64)
     for s, k in offer_by_segment.items():
         a[seg == int(s)] = int(k)
@@ -105,18 +113,20 @@ def lifecycle_rule(key: jax.Array, segment: ArrayLike, tau_value: ArrayLike, tau
                        method="lifecycle_rule")
 
 
+@float64
 def treat_all(tau_value: ArrayLike, tau_cost: ArrayLike, *, offer: int,
               eligible: ArrayLike | None = None) -> Allocation:
     """Every user eligible for ``offer`` gets it (no budget)."""
     v, _ = check_effects(tau_value, tau_cost)
     e = check_eligible(eligible, v.shape)
     if not 1 <= int(offer) < v.shape[1]:
-        raise ValueError(f"offer: must be in [1, {v.shape[1] - 1}], got {offer}.")
+        fail("offer", f"must be in [1, {v.shape[1] - 1}], got {offer}", "pick one of the offers")
     a = np.where(e[:, int(offer)], int(offer), 0)
     return fill_budget(a, np.zeros(v.shape[0]), tau_value, tau_cost, budget=None, eligible=e,
                        method="treat_all")
 
 
+@float64
 def random_allocation(key: jax.Array, tau_value: ArrayLike, tau_cost: ArrayLike, *, budget: float,
                       eligible: ArrayLike | None = None) -> Allocation:
     """A uniformly random eligible offer per user (users with none eligible: no offer), random
@@ -132,6 +142,7 @@ def random_allocation(key: jax.Array, tau_value: ArrayLike, tau_cost: ArrayLike,
                        method="random")
 
 
+@float64
 def propensity_targeting(purchase_score: ArrayLike, tau_value: ArrayLike, tau_cost: ArrayLike, *,
                          offer: int, budget: float,
                          eligible: ArrayLike | None = None) -> Allocation:
@@ -139,12 +150,13 @@ def propensity_targeting(purchase_score: ArrayLike, tau_value: ArrayLike, tau_co
     v, _ = check_effects(tau_value, tau_cost)
     e = check_eligible(eligible, v.shape)
     if not 1 <= int(offer) < v.shape[1]:
-        raise ValueError(f"offer: must be in [1, {v.shape[1] - 1}], got {offer}.")
+        fail("offer", f"must be in [1, {v.shape[1] - 1}], got {offer}", "pick one of the offers")
     a = np.where(e[:, int(offer)], int(offer), 0)
     return fill_budget(a, purchase_score, tau_value, tau_cost, budget=budget, eligible=e,
                        method="propensity_targeting")
 
 
+@float64
 def value_only_uplift(tau_value_est: ArrayLike, tau_cost_est: ArrayLike, *, budget: float,
                       eligible: ArrayLike | None = None) -> Allocation:
     """The eligible offer with the largest estimated ``tau_v`` (none if all <= 0), users ranked by
@@ -158,6 +170,7 @@ def value_only_uplift(tau_value_est: ArrayLike, tau_cost_est: ArrayLike, *, budg
                        budget=budget, eligible=e, method="value_only_uplift")
 
 
+@float64
 def cost_aware_uplift(tau_value_est: ArrayLike, tau_cost_est: ArrayLike, *, budget: float,
                       eligible: ArrayLike | None = None, **allocate_kwargs) -> Allocation:
     """The frontier allocator on estimated effects (the approach this framework argues for)."""
@@ -165,6 +178,7 @@ def cost_aware_uplift(tau_value_est: ArrayLike, tau_cost_est: ArrayLike, *, budg
                     **allocate_kwargs)
 
 
+@float64
 def oracle(tau_value_true: ArrayLike, tau_cost_true: ArrayLike, *, budget: float,
            eligible: ArrayLike | None = None, **allocate_kwargs) -> Allocation:
     """The frontier allocator on the true effects (upper bound)."""

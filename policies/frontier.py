@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-jax.config.update("jax_enable_x64", True)
+from estimators.precision import float64
 
 
 class Frontier(NamedTuple):
@@ -77,6 +77,7 @@ def select_rows(index: jax.Array, rows: tuple[jax.Array, ...], init: tuple[jax.A
     return over_actions(rows[0].shape[0], body, init)
 
 
+@float64
 def choice_at_price(v_t: jax.Array, c_t: jax.Array, keep_t: jax.Array, price: jax.Array | float
                     ) -> jax.Array:
     """Each user's frontier vertex after every upgrade segment with slope > ``price``:
@@ -99,6 +100,7 @@ def choice_at_price(v_t: jax.Array, c_t: jax.Array, keep_t: jax.Array, price: ja
     return over_actions(v_t.shape[0], body, init)[2]
 
 
+@float64
 def frontier_slot_major(tau_value: jax.Array, tau_cost: jax.Array, keep: jax.Array,
                         start: jax.Array | None = None) -> SlotMajorFrontier:
     """The gift-wrapping walk (traceable; call inside ``jit``). Cost O(m A L) for frontiers of
@@ -156,8 +158,13 @@ def frontier_slot_major(tau_value: jax.Array, tau_cost: jax.Array, keep: jax.Arr
 
 
 @jax.jit
-def user_frontier(tau_value: jax.Array, tau_cost: jax.Array, keep: jax.Array) -> Frontier:
-    """Frontier segments for every user, row-major. ``keep`` must have column 0 True; values of
-    pairs with ``keep`` False are ignored."""
+def _user_frontier(tau_value: jax.Array, tau_cost: jax.Array, keep: jax.Array) -> Frontier:
     fr = frontier_slot_major(tau_value, tau_cost, keep)
     return Frontier(fr.base, fr.slope.T, fr.to_action.T)
+
+
+@float64
+def user_frontier(tau_value: jax.Array, tau_cost: jax.Array, keep: jax.Array) -> Frontier:
+    """Frontier segments for every user, row-major (jit-compiled, float64). ``keep`` must have
+    column 0 True; values of pairs with ``keep`` False are ignored."""
+    return _user_frontier(tau_value, tau_cost, keep)

@@ -22,6 +22,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
+from estimators.checks import fail
+from estimators.precision import float64
 from policies._validation import check_nonneg_scalar
 
 
@@ -33,20 +35,22 @@ def _lag_q(lag_mean: float) -> float:
 def _history(name: str, x) -> np.ndarray:
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 1 or not np.all(np.isfinite(a)) or (a < 0).any():
-        raise ValueError(f"{name}: expected a 1-d array of finite non-negative amounts per past "
-                         f"period, got shape {a.shape}. Fix: one entry per closed period.")
+        fail(name, f"expected a 1-d array of finite non-negative amounts per past period, got "
+             f"shape {a.shape}", "one entry per closed period")
     return a
 
 
+@float64
 def unpaid_fraction(lag_mean: float, periods_since_issue: ArrayLike) -> np.ndarray:
     """``P(lag >= d) = q^d``: the expected share of a cohort's cost still unpaid after ``d`` closed
     periods (``d = 0``: nothing paid yet)."""
     d = np.asarray(periods_since_issue, dtype=np.float64)
     if (d < 0).any():
-        raise ValueError("periods_since_issue: must be >= 0.")
+        fail("periods_since_issue", "must be >= 0", "count closed periods from 0")
     return _lag_q(lag_mean) ** d
 
 
+@float64
 def cost_correction(issued_expected: ArrayLike, paid_by_cohort: ArrayLike, *, lag_mean: float,
                     halflife: float | None = 2.0, bounds: tuple[float, float] = (0.5, 2.0),
                     min_matured: float = 1e-9) -> float:
@@ -58,14 +62,14 @@ def cost_correction(issued_expected: ArrayLike, paid_by_cohort: ArrayLike, *, la
     issued = _history("issued_expected", issued_expected)
     paid = _history("paid_by_cohort", paid_by_cohort)
     if issued.shape != paid.shape:
-        raise ValueError("paid_by_cohort: must have one entry per closed period (cohort), like "
-                         "issued_expected.")
+        fail("paid_by_cohort", f"has {paid.size} entries but issued_expected has {issued.size}",
+             "one entry per closed period (cohort), like issued_expected")
     if halflife is not None and not (np.isfinite(halflife) and halflife > 0):
-        raise ValueError(f"halflife: must be a positive number of periods (or None for equal "
-                         f"weights), got {halflife!r}.")
+        fail("halflife", f"must be a positive number of periods (or None for equal weights), got "
+             f"{halflife!r}", "e.g. halflife=2.0")
     lo, hi = bounds
     if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
-        raise ValueError(f"bounds: need 0 < low <= high, got {bounds!r}. Fix: e.g. (0.5, 2.0).")
+        fail("bounds", f"need 0 < low <= high, got {bounds!r}", "e.g. (0.5, 2.0)")
     t = issued.size
     age = t - np.arange(t)
     w = np.ones(t) if halflife is None else 0.5 ** ((age - 1) / float(halflife))
@@ -75,6 +79,7 @@ def cost_correction(issued_expected: ArrayLike, paid_by_cohort: ArrayLike, *, la
     return float(np.clip(np.sum(w * paid) / matured, *bounds))
 
 
+@float64
 def outstanding_liability(issued_expected: ArrayLike, *, lag_mean: float,
                           correction: float = 1.0) -> float:
     """``kappa * sum_s issued_expected_s q^(t - s)``: expected future payments on offers already
@@ -96,6 +101,7 @@ class PacingDecision(NamedTuple):
     outstanding: float
 
 
+@float64
 def pacing_step(total_budget: float, n_periods: int, issued_expected: ArrayLike,
                 paid_by_cohort: ArrayLike, *, lag_mean: float, use_liability: bool = True,
                 halflife: float | None = 2.0) -> PacingDecision:
@@ -110,9 +116,11 @@ def pacing_step(total_budget: float, n_periods: int, issued_expected: ArrayLike,
     paid = _history("paid_by_cohort", paid_by_cohort)
     t = issued.size
     if isinstance(n_periods, bool) or not float(n_periods).is_integer():
-        raise ValueError(f"n_periods: must be a whole number of periods, got {n_periods!r}.")
+        fail("n_periods", f"must be a whole number of periods, got {n_periods!r}",
+             "pass an int")
     if int(n_periods) <= t:
-        raise ValueError(f"n_periods: {n_periods} must exceed the number of closed periods {t}.")
+        fail("n_periods", f"{n_periods} must exceed the number of closed periods {t}",
+             "plan over more periods than have closed")
     kappa = (cost_correction(issued, paid, lag_mean=lag_mean, halflife=halflife)
              if use_liability else 1.0)
     outstanding = outstanding_liability(issued, lag_mean=lag_mean, correction=kappa)

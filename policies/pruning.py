@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from estimators.precision import float64
 from policies._validation import check_effects, check_eligible, check_nonneg_scalar
 
 
+@float64
 def prune_mask(tau_value: ArrayLike, tau_cost: ArrayLike, *, eligible: ArrayLike | None = None,
                min_pair_roi: float | None = None) -> np.ndarray:
     """Boolean (n, K+1) mask of the surviving pairs; column 0 is always True.

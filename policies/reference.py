@@ -20,6 +20,8 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike
 from scipy.optimize import linprog
 
+from estimators.checks import fail
+from estimators.precision import float64
 from policies._validation import (
     check_capacity,
     check_effects,
@@ -50,6 +52,7 @@ class LPReference(NamedTuple):
     integer_action: np.ndarray
 
 
+@float64
 def solve_lp_highs(tau_value: ArrayLike, tau_cost: ArrayLike, *, budget: float,
                    eligible: ArrayLike | None = None, min_roi: float | None = None,
                    capacity: ArrayLike | None = None, min_pair_roi: float | None = None,
@@ -61,8 +64,8 @@ def solve_lp_highs(tau_value: ArrayLike, tau_cost: ArrayLike, *, budget: float,
     c = c.astype(np.float64)
     n, n_actions = v.shape
     if n > MAX_REFERENCE_USERS:
-        raise ValueError(f"tau_value: {n} users exceed the reference limit {MAX_REFERENCE_USERS}. "
-                         "Fix: solve a subsample, or use policies.allocation.allocate.")
+        fail("tau_value", f"{n} users exceed the reference limit {MAX_REFERENCE_USERS}",
+             "solve a subsample, or use policies.allocation.allocate")
     e = check_eligible(eligible, v.shape)
     b = check_nonneg_scalar("budget", budget)
     r = check_nonneg_scalar("min_roi", min_roi, allow_none=True)
@@ -92,8 +95,8 @@ def solve_lp_highs(tau_value: ArrayLike, tau_cost: ArrayLike, *, budget: float,
                   b_eq=np.ones(n), bounds=(0, None), method=method)
     seconds = time.perf_counter() - t0
     if res.status != 0:
-        raise ValueError(f"budget: the LP is infeasible or failed ({res.message}). Fix: check that "
-                         "budget and capacities admit the all-no-offer allocation.")
+        fail("budget", f"the LP is infeasible or failed ({res.message})",
+             "check that budget and capacities admit the all-no-offer allocation")
     x = np.clip(res.x, 0.0, None)
     dist = np.zeros((n, n_actions))
     dist[users, actions] = x

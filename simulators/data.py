@@ -10,12 +10,14 @@ slices one seed out of a batch and validates it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import jax
 import numpy as np
 import pandas as pd
 
+from estimators import checks
+from estimators.precision import float64
 from simulators.world import N_SEGMENTS, N_TYPES, SEGMENT_NAMES
 
 __all__ = ["LoggedData", "Truth"]
@@ -35,56 +37,44 @@ class Truth(NamedTuple):
     response_type: Any
 
     @property
+    @float64
     def tau_value(self) -> Any:
         """True incremental value ``mu_value[:, a] - mu_value[:, 0]``."""
         return self.mu_value - self.mu_value[..., :1]
 
     @property
+    @float64
     def tau_cost(self) -> Any:
         """True incremental cost ``mu_cost[:, a] - mu_cost[:, 0]``."""
         return self.mu_cost - self.mu_cost[..., :1]
 
     @property
+    @float64
     def tau_value_accounting(self) -> Any:
         return self.mu_value_accounting - self.mu_value_accounting[..., :1]
 
 
 _ROW_FIELDS = ("segment", "period", "action", "value", "value_accounting", "cost")
-_PROB_TOL = 1e-6
 
 
-def _fail(field: str, problem: str, fix: str) -> None:
-    raise ValueError(f"LoggedData.{field}: {problem}. Fix: {fix}.")
+def _field(name: str) -> str:
+    return f"LoggedData.{name}"
+
+
+def _fail(field: str, problem: str, fix: str, *, row: int | None = None) -> NoReturn:
+    checks.fail(_field(field), problem, fix, row=row)
 
 
 def _as_np(a: Any) -> np.ndarray:
     return np.asarray(a)
 
 
-def _numeric(field: str, a: np.ndarray, fix: str = "pass numbers") -> None:
-    """Fail unless ``a`` has a numeric (or bool) dtype, so later finiteness checks cannot raise
-    a bare ``TypeError``."""
-    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        _fail(field, f"dtype {a.dtype} is not numeric", fix)
-
-
-def _first(mask: np.ndarray) -> str:
-    """Where the first True of a (n,) or (n, m) mask is, for messages."""
-    idx = tuple(int(i) for i in np.argwhere(mask)[0])
-    return f"row {idx[0]}" + (f", column {idx[1]}" if len(idx) > 1 else "")
-
-
-def _finite(field: str, a: np.ndarray, fix: str) -> None:
-    """Fail if ``a`` (numeric) contains NaN or inf."""
-    if not np.all(np.isfinite(a)):
-        _fail(field, f"contains NaN or inf (first at {_first(~np.isfinite(a))})", fix)
-
-
 def _at_least(field: str, a: np.ndarray, low: int, meaning: str, fix: str) -> None:
-    """Fail if any entry of ``a`` is below ``low``."""
+    """Fail if any entry of ``a`` is below ``low``, naming the first offending row."""
     if a.size and a.min() < low:
-        bad = a < low
-        _fail(field, f"values must be >= {low} ({meaning}); {_first(bad)} is {a[bad][0]}", fix)
+        idx = np.argwhere(a < low)[0]
+        _fail(field, f"values must be >= {low} ({meaning}), got {a[tuple(idx)]}", fix,
+              row=int(idx[0]))
 
 
 @jax.tree_util.register_pytree_node_class
@@ -159,11 +149,9 @@ class LoggedData:
     def pscore(self) -> Any:
         """``action_prob[i, action_i]``: the logging probability of the logged action."""
         if self.action_prob is None:
-            raise ValueError(
-                "LoggedData.action_prob: this log recorded no propensities (confounded historical "
-                "policy), so pscore does not exist. Fix: log the full action distribution, or use "
-                "an estimator that does not need propensities (and expect bias)."
-            )
+            _fail("action_prob", "this log recorded no propensities (confounded historical "
+                  "policy), so pscore does not exist", "log the full action distribution, or use "
+                  "an estimator that does not need propensities (and expect bias)")
         return np.take_along_axis(
             np.asarray(self.action_prob), np.asarray(self.action)[..., None], axis=-1
         )[..., 0]
@@ -219,6 +207,9 @@ class LoggedData:
 
     # -------------------------------------------------------------- validation
     def _validate(self) -> None:
+        """Every field against the contract of the class docstring; shared checks (and their
+        tolerances) from :mod:`estimators.checks`, so the estimators and the decision layer reject
+        exactly what this record rejects."""
         x = _as_np(self.x)
         if x.ndim != 2:
             _fail("x", f"expected shape (n, d), got {x.shape}", "pass a 2-D feature matrix")
@@ -227,29 +218,21 @@ class LoggedData:
             _fail("x", "no rows", "pass at least one logged decision")
         if not np.issubdtype(x.dtype, np.number):
             _fail("x", f"dtype {x.dtype} is not numeric", "encode features as floats")
-        if not np.all(np.isfinite(x)):
-            _fail("x", "contains NaN or inf", "impute or drop non-finite features")
+        checks.check_finite(_field("x"), x, "impute or drop non-finite features")
         eligible = _as_np(self.eligible)
         if eligible.ndim != 2 or eligible.shape[0] != n:
             _fail("eligible", f"expected shape ({n}, K+1), got {eligible.shape}",
                   "pass one boolean row per decision and one column per action")
-        if eligible.dtype != bool:
-            _fail("eligible", f"dtype {eligible.dtype} is not bool", "pass a boolean mask")
-        n_act = eligible.shape[1]
-        if n_act < 2:
+        if eligible.shape[1] < 2:
             _fail("eligible", "needs at least two actions (no-offer plus one offer)",
                   "add the offer columns")
-        if not eligible[:, 0].all():
-            _fail("eligible", "column 0 (no offer) must be true for every row",
-                  "no-offer is always available; set eligible[:, 0] = True")
+        checks.check_eligible(_field("eligible"), eligible, eligible.shape, strict_bool=True)
+        n_act = eligible.shape[1]
         for name in (*_ROW_FIELDS, "redemption_lag"):
             a = _as_np(getattr(self, name))
             if a.shape != (n,):
                 _fail(name, f"expected shape ({n},), got {a.shape}", "pass one entry per row")
-            if not np.issubdtype(a.dtype, np.number):
-                _fail(name, f"dtype {a.dtype} is not numeric", "pass numbers")
-            if not np.all(np.isfinite(a)):
-                _fail(name, "contains NaN or inf", "drop or repair those rows")
+            checks.check_finite(_field(name), a, "drop or repair those rows")
         for name in ("segment", "period", "action", "redemption_lag"):
             a = _as_np(getattr(self, name))
             if not np.issubdtype(a.dtype, np.integer):
@@ -258,8 +241,8 @@ class LoggedData:
         if segment.min() < 0 or segment.max() >= N_SEGMENTS:
             bad = int(np.flatnonzero((segment < 0) | (segment >= N_SEGMENTS))[0])
             codes = ", ".join(f"{i} {s}" for i, s in enumerate(SEGMENT_NAMES))
-            _fail("segment", f"values must lie in [0, {N_SEGMENTS - 1}], row {bad} is "
-                  f"{segment[bad]}", f"encode lifecycle segments as {codes}")
+            _fail("segment", f"values must lie in [0, {N_SEGMENTS - 1}], got {segment[bad]}",
+                  f"encode lifecycle segments as {codes}", row=bad)
         _at_least("period", _as_np(self.period), 0, "periods count from 0",
                   "re-base periods so the first is 0")
         _at_least("redemption_lag", _as_np(self.redemption_lag), -1,
@@ -267,66 +250,53 @@ class LoggedData:
                   "use -1 for offers that were not redeemed")
         _at_least("cost", _as_np(self.cost), 0, "realised incentive cost paid",
                   "record costs as non-negative amounts")
-        action = _as_np(self.action)
-        if action.min() < 0 or action.max() >= n_act:
-            _fail("action", f"values must lie in [0, {n_act - 1}], got [{action.min()}, "
-                  f"{action.max()}]", "encode actions as 0 (no offer) .. K")
-        if not eligible[np.arange(n), action].all():
-            bad = int(np.flatnonzero(~eligible[np.arange(n), action])[0])
+        action = checks.check_actions(_field("action"), self.action, n_act)
+        logged_ok = eligible[np.arange(n), action]
+        if not logged_ok.all():
+            bad = int(np.flatnonzero(~logged_ok)[0])
             _fail("action", f"row {bad} logged action {action[bad]} which is ineligible",
                   "fix the eligibility mask or drop rows whose logged action was not allowed")
         other = _as_np(self.other_actions)
         if other.ndim != 2 or other.shape[0] != n:
             _fail("other_actions", f"expected shape ({n}, P), got {other.shape}",
                   "pass one column per concurrent program (P may be 0)")
-        _numeric("other_actions", other, "pass integer assignments (0 = not treated)")
-        _finite("other_actions", other, "pass integer assignments (0 = not treated), no NaN")
+        checks.check_finite(_field("other_actions"), other,
+                            "pass integer assignments (0 = not treated), no NaN")
         if (other.astype(np.float64) % 1 != 0).any():
+            bad = int(np.argwhere(other.astype(np.float64) % 1 != 0)[0, 0])
             _fail("other_actions", "values must be whole numbers",
-                  "pass integer assignments (0 = not treated)")
+                  "pass integer assignments (0 = not treated)", row=bad)
         _at_least("other_actions", other, 0, "0 = not treated, k > 0 = the program's action",
                   "encode each program's assignment as 0 (not treated) or a positive code")
         face = _as_np(self.face_value)
         if face.shape != (n_act,):
             _fail("face_value", f"expected shape ({n_act},), got {face.shape}",
                   "pass one face value per action, 0 for no-offer")
-        _numeric("face_value", face, "pass one float face value per action")
-        if not np.all(np.isfinite(face)) or face[0] != 0 or (face < 0).any():
-            _fail("face_value", "must be finite, non-negative, with face_value[0] == 0",
+        checks.check_finite(_field("face_value"), face, "pass one finite face value per action")
+        if face[0] != 0 or (face < 0).any():
+            _fail("face_value", "must be non-negative, with face_value[0] == 0",
                   "no-offer has no face value")
         if self.action_prob is not None:
             prob = _as_np(self.action_prob)
             if prob.shape != eligible.shape:
                 _fail("action_prob", f"expected shape {eligible.shape}, got {prob.shape}",
                       "log the full distribution over all K+1 actions")
-            _numeric("action_prob", prob, "log float probabilities")
-            if not np.all(np.isfinite(prob)):
-                _fail("action_prob", "contains NaN or inf", "log valid probabilities")
-            if (prob < 0).any() or (prob > 1 + _PROB_TOL).any():
-                _fail("action_prob", "entries must lie in [0, 1]", "log probabilities")
-            sums = prob.sum(axis=1)
-            if not np.allclose(sums, 1.0, atol=1e-5):
-                bad = int(np.argmax(np.abs(sums - 1)))
-                _fail("action_prob", f"rows must sum to 1 (row {bad} sums to {sums[bad]:.6g})",
-                      "normalise the logging distribution per row")
-            if (prob[~eligible] > _PROB_TOL).any():
-                _fail("action_prob", "puts mass on ineligible actions",
+            prob = checks.check_probability_rows(
+                _field("action_prob"), prob, fix="normalise the logging distribution per row")
+            leak = checks.ineligible_mass(prob, eligible)
+            if (leak > checks.INELIGIBLE_MASS_ATOL).any():
+                bad = int(np.flatnonzero(leak > checks.INELIGIBLE_MASS_ATOL)[0])
+                _fail("action_prob", f"puts mass on ineligible actions ({leak[bad]:.6g} in row "
+                      f"{bad}; tolerance {checks.INELIGIBLE_MASS_ATOL:g})",
                       "zero the probability of ineligible actions and renormalise")
-            ps = prob[np.arange(n), action]
-            if not (ps > 0).all():
-                bad = int(np.flatnonzero(ps <= 0)[0])
-                _fail("action_prob", f"logged action of row {bad} has propensity {ps[bad]:.3g}; "
-                      "pscore must lie in (0, 1]",
-                      "the logger must give positive probability to every action it takes")
+            checks.check_logged_propensity(_field("action_prob"), prob, action)
         if self.truth is not None:
             for name in ("mu_value", "mu_cost", "mu_value_accounting"):
                 t = _as_np(getattr(self.truth, name))
                 if t.shape != eligible.shape:
                     _fail(f"truth.{name}", f"expected shape {eligible.shape}, got {t.shape}",
                           "pass truth for every (row, action)")
-                _numeric(f"truth.{name}", t, "pass float expectations")
-                if not np.all(np.isfinite(t)):
-                    _fail(f"truth.{name}", "contains NaN or inf", "check the world parameters")
+                checks.check_finite(_field(f"truth.{name}"), t, "check the world parameters")
             rtype = _as_np(self.truth.response_type)
             if rtype.shape != (n,):
                 _fail("truth.response_type", f"expected shape ({n},), got {rtype.shape}",
@@ -335,6 +305,7 @@ class LoggedData:
                 _fail("truth.response_type", f"dtype {rtype.dtype} is not integer",
                       "pass integer type codes")
             if rtype.min() < 0 or rtype.max() >= N_TYPES:
+                bad = int(np.flatnonzero((rtype < 0) | (rtype >= N_TYPES))[0])
                 _fail("truth.response_type", f"values must lie in [0, {N_TYPES - 1}], got "
-                      f"[{rtype.min()}, {rtype.max()}]",
-                      "encode 0 sure thing, 1 persuadable, 2 lost cause, 3 sleeping dog")
+                      f"{rtype[bad]}",
+                      "encode 0 sure thing, 1 persuadable, 2 lost cause, 3 sleeping dog", row=bad)

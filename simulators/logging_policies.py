@@ -14,6 +14,8 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+from estimators.checks import fail
+from estimators.precision import float64
 from simulators.world import Users, WorldParams
 
 __all__ = [
@@ -50,38 +52,40 @@ class LoggingConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"LoggingConfig.kind: unknown {self.kind!r}. Fix: one of {KINDS}.")
+            fail("LoggingConfig.kind", f"unknown {self.kind!r}", f"one of {KINDS}")
         if not 0.0 < self.treat_prob < 1.0:
-            raise ValueError("LoggingConfig.treat_prob: must lie in (0, 1) so both arms have "
-                             "support. Fix: e.g. 0.5.")
+            fail("LoggingConfig.treat_prob", f"must lie in (0, 1) so both arms have support, got "
+                 f"{self.treat_prob}", "e.g. 0.5")
         if self.temperature <= 0:
-            raise ValueError("LoggingConfig.temperature: must be > 0. Fix: e.g. 0.5.")
+            fail("LoggingConfig.temperature", f"must be > 0, got {self.temperature}", "e.g. 0.5")
         if not 0.0 < self.epsilon <= 1.0:
-            raise ValueError("LoggingConfig.epsilon: must lie in (0, 1]; 0 leaves actions without "
-                             "support. Fix: e.g. 0.1.")
+            fail("LoggingConfig.epsilon", f"must lie in (0, 1], got {self.epsilon}; 0 leaves "
+                 "actions without support", "e.g. 0.1")
         if isinstance(self.offer, bool) or not isinstance(self.offer, numbers.Integral):
-            raise ValueError(f"LoggingConfig.offer: must be an int offer index, got "
-                             f"{self.offer!r}. Fix: e.g. offer=1.")
+            fail("LoggingConfig.offer", f"must be an int offer index, got {self.offer!r}",
+                 "e.g. offer=1")
         if self.offer < 1:
-            raise ValueError("LoggingConfig.offer: the campaign offer must be >= 1 "
-                             "(0 is no-offer). Fix: pick an offer in 1..K.")
+            fail("LoggingConfig.offer", "the campaign offer must be >= 1 (0 is no-offer)",
+                 "pick an offer in 1..K")
 
     def check_offer(self, n_offers: int) -> None:
         """Raise ``ValueError`` if a ``holdout`` log's ``offer`` is not one of the world's
         ``n_offers`` offers (1..K). Without this JAX would silently clamp the out-of-range index
         and log no treatment at all. Other kinds ignore ``offer``."""
         if self.kind == "holdout" and not 1 <= self.offer <= n_offers:
-            raise ValueError(f"LoggingConfig.offer: {self.offer} is not an offer of this world "
-                             f"(1..{n_offers}). Fix: pick an offer in 1..{n_offers}, or raise "
-                             "WorldConfig.n_offers.")
+            fail("LoggingConfig.offer", f"{self.offer} is not an offer of this world "
+                 f"(1..{n_offers})", f"pick an offer in 1..{n_offers}, or raise "
+                 "WorldConfig.n_offers")
 
 
+@float64
 def uniform(eligible: jax.Array) -> jax.Array:
     """Uniform over eligible actions."""
     e = eligible.astype(jnp.float64)
     return e / e.sum(axis=1, keepdims=True)
 
 
+@float64
 def treatment_holdout(eligible: jax.Array, offer: int, treat_prob: float) -> jax.Array:
     """Offer ``offer`` with ``treat_prob`` to users eligible for it; the rest are held out."""
     n, n_act = eligible.shape
@@ -90,12 +94,14 @@ def treatment_holdout(eligible: jax.Array, offer: int, treat_prob: float) -> jax
     return p.at[:, 0].set(1.0 - p[:, offer])
 
 
+@float64
 def softmax_warm_start(score: jax.Array, eligible: jax.Array, temperature: float) -> jax.Array:
     """``softmax(score / temperature)`` over eligible actions (skewed exploration)."""
     logits = jnp.where(eligible, score / temperature, -jnp.inf)
     return jax.nn.softmax(logits, axis=1)
 
 
+@float64
 def lifecycle_rule(segment: jax.Array, eligible: jax.Array) -> jax.Array:
     """A classic heuristic: new users get the smallest offer, active users nothing, lapsed users
     the deepest offer they are eligible for. Returns the rule's action (n,)."""
@@ -105,12 +111,14 @@ def lifecycle_rule(segment: jax.Array, eligible: jax.Array) -> jax.Array:
     return jnp.select([segment == 0, segment == 1], [smallest, jnp.zeros_like(segment)], deepest)
 
 
+@float64
 def epsilon_greedy(rule_action: jax.Array, eligible: jax.Array, epsilon: float) -> jax.Array:
     """``(1 - epsilon) * onehot(rule) + epsilon * uniform(eligible)``."""
     onehot = jax.nn.one_hot(rule_action, eligible.shape[1])
     return (1.0 - epsilon) * onehot + epsilon * uniform(eligible)
 
 
+@float64
 def logging_distribution(
     key: jax.Array, params: WorldParams, users: Users, tau_value: jax.Array,
     tau_cost: jax.Array, config: LoggingConfig,

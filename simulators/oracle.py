@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
+from estimators import checks
+from estimators.precision import float64
 from simulators.data import Truth
 from simulators.world import (
     Users,
@@ -32,8 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PolicyTruth", "optimal_policy", "policy_truth", "population_policy_truth"]
 
-_INELIGIBLE_TOL = 1e-6  # probability a policy may leak onto an ineligible action (round-off)
-
 
 class PolicyTruth(NamedTuple):
     """Exact per-user means of a policy (average over users)."""
@@ -48,43 +48,17 @@ class PolicyTruth(NamedTuple):
     stderr_cost: float = 0.0
 
 
-def _check_dist(action_dist, shape) -> np.ndarray:
-    p = np.asarray(action_dist, dtype=np.float64)
-    if p.shape != tuple(shape):
-        raise ValueError(f"action_dist: expected shape {tuple(shape)}, got {p.shape}. "
-                         "Fix: pass one probability row over all K+1 actions per user.")
-    if not np.all(np.isfinite(p)) or (p < 0).any() or not np.allclose(p.sum(1), 1.0, atol=1e-6):
-        raise ValueError("action_dist: rows must be finite, non-negative and sum to 1. "
-                         "Fix: normalise the policy's distribution per user.")
-    return p
+def _check_dist(action_dist: ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
+    """The policy's (n, K+1) probability table, by the shared check (rows summing to 1 within
+    ``ROW_SUM_ATOL``)."""
+    if np.shape(action_dist) != tuple(shape):
+        checks.fail("action_dist", f"expected shape {tuple(shape)}, got {np.shape(action_dist)}",
+                    "pass one probability row over all K+1 actions per user")
+    return checks.check_probability_rows("action_dist", action_dist,
+                                         fix="normalise the policy's distribution per user")
 
 
-def _check_eligible(eligible: ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
-    e = np.asarray(eligible)
-    if e.shape != tuple(shape):
-        raise ValueError(f"eligible: expected shape {tuple(shape)}, got {e.shape}. "
-                         "Fix: pass the log's (n, K+1) boolean eligibility mask (log.eligible).")
-    if e.dtype != np.bool_:
-        if not (np.issubdtype(e.dtype, np.number) and np.all((e == 0) | (e == 1))):
-            raise ValueError("eligible: entries must be boolean (0/1). Fix: pass a bool mask.")
-        e = e.astype(bool)
-    if not e[:, 0].all():
-        raise ValueError("eligible: column 0 (no offer) must be True for every user. "
-                         "Fix: no-offer is always allowed; set eligible[:, 0] = True.")
-    return e
-
-
-def _check_support(p: np.ndarray, eligible: np.ndarray, field: str) -> None:
-    """Fail if the policy ``p`` puts more than ``_INELIGIBLE_TOL`` on an ineligible action."""
-    off = np.where(eligible, 0.0, p)
-    if (off > _INELIGIBLE_TOL).any():
-        r, a = (int(i) for i in np.argwhere(off > _INELIGIBLE_TOL)[0])
-        raise ValueError(f"{field}: puts probability {off[r, a]:.6g} on action {a} of user {r}, "
-                         "which is ineligible; the truth would score an offer the user cannot "
-                         "receive. Fix: zero the probability of ineligible actions and "
-                         "renormalise (allocate(..., eligible=log.eligible) does this).")
-
-
+@float64
 def policy_truth(truth: Truth, action_dist: ArrayLike, *,
                  eligible: ArrayLike | None = None) -> PolicyTruth:
     """Exact finite-population ``V(pi)``, ``C(pi)`` and accounting value on the logged users.
@@ -96,7 +70,11 @@ def policy_truth(truth: Truth, action_dist: ArrayLike, *,
     mv = np.asarray(truth.mu_value, dtype=np.float64)
     p = _check_dist(action_dist, mv.shape)
     if eligible is not None:
-        _check_support(p, _check_eligible(eligible, mv.shape), "action_dist")
+        checks.check_support("action_dist", p, checks.check_eligible("eligible", eligible,
+                                                                    mv.shape),
+                             fix="zero the probability of ineligible actions and renormalise "
+                             "(the truth would score offers the users cannot receive); "
+                             "allocate(..., eligible=log.eligible) does this")
     mc = np.asarray(truth.mu_cost, dtype=np.float64)
     ma = np.asarray(truth.mu_value_accounting, dtype=np.float64)
     v, c, a = (float(np.mean(np.sum(p * m, axis=1))) for m in (mv, mc, ma))
@@ -104,6 +82,7 @@ def policy_truth(truth: Truth, action_dist: ArrayLike, *,
                        a - float(ma[:, 0].mean()))
 
 
+@float64
 def population_policy_truth(
     key: jax.Array, params: WorldParams, config: WorldConfig,
     policy_fn: Callable[[Users], jax.Array], n: int = 1 << 20, period: int = 0,
@@ -123,22 +102,23 @@ def population_policy_truth(
         p = policy_fn(users)
         rows = jnp.stack([jnp.sum(p * mv, 1), jnp.sum(p * mc, 1), jnp.sum(p * ma, 1),
                           mv[:, 0], mc[:, 0], ma[:, 0]])
-        off = jnp.max(jnp.where(users.eligible, 0.0, p))
+        off = jnp.max(jnp.sum(jnp.where(users.eligible, 0.0, p), axis=1))  # per-user mass
         return rows.mean(1), (rows**2).mean(1), off
 
     means, sq, off = zip(*(one(k) for k in jax.random.split(key, chunks)), strict=True)
     worst = max(float(o) for o in off)
-    if worst > _INELIGIBLE_TOL:
-        raise ValueError(f"policy_fn: puts probability up to {worst:.6g} on "
-                         "actions the users are not eligible for; the truth would score offers "
-                         "they cannot receive. Fix: mask the policy with users.eligible and "
-                         "renormalise.")
+    if worst > checks.INELIGIBLE_MASS_ATOL:
+        checks.fail("policy_fn", f"puts probability up to {worst:.6g} per user on actions the "
+                    f"users are not eligible for (tolerance {checks.INELIGIBLE_MASS_ATOL:g}); the "
+                    "truth would score offers they cannot receive",
+                    "mask the policy with users.eligible and renormalise")
     m = np.mean(np.asarray(means), axis=0)
     var = np.mean(np.asarray(sq), axis=0) - m**2
     se = np.sqrt(np.maximum(var, 0.0) / (n * chunks))
     return PolicyTruth(m[0], m[1], m[2], m[0] - m[3], m[1] - m[4], m[2] - m[5], se[0], se[1])
 
 
+@float64
 def optimal_policy(truth: Truth, budget: float, *, eligible: ArrayLike,
                    **constraints: Any) -> Allocation:
     """The optimal budgeted allocation on the *true* incremental value and cost.
@@ -154,8 +134,8 @@ def optimal_policy(truth: Truth, budget: float, *, eligible: ArrayLike,
 
     tau_v = np.asarray(truth.tau_value)
     if eligible is None:
-        raise ValueError("eligible: the oracle needs the users' eligibility mask, or it may "
-                         "allocate offers they cannot receive. Fix: optimal_policy(truth, budget, "
-                         "eligible=log.eligible).")
-    e = _check_eligible(eligible, tau_v.shape)
+        checks.fail("eligible", "the oracle needs the users' eligibility mask, or it may "
+                    "allocate offers they cannot receive",
+                    "optimal_policy(truth, budget, eligible=log.eligible)")
+    e = checks.check_eligible("eligible", eligible, tau_v.shape)
     return allocate(tau_v, np.asarray(truth.tau_cost), budget=budget, eligible=e, **constraints)

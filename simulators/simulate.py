@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from estimators.checks import fail
+from estimators.precision import float64
 from simulators.data import LoggedData, Truth
 from simulators.logging_policies import LoggingConfig, logging_distribution
 from simulators.world import (
@@ -24,15 +26,10 @@ from simulators.world import (
 __all__ = ["check_inputs", "simulate", "simulate_arrays", "simulate_batch"]
 
 
-def simulate_arrays(
+def _simulate_core(
     key: jax.Array, params: WorldParams, config: WorldConfig, n: int, logging: LoggingConfig,
     period: int | jax.Array = 0,
 ) -> LoggedData:
-    """Pure core: users, truth, logging distribution, logged action and outcomes.
-
-    Returns an unvalidated :class:`LoggedData` (safe under ``jit``/``vmap``). For the confounded
-    logger, ``action_prob`` is ``None``.
-    """
     k_users, k_log, k_act, k_out = jax.random.split(key, 4)
     users = sample_users(k_users, params, config, n, period)
     comp = _components(params, users)
@@ -53,12 +50,25 @@ def simulate_arrays(
     )
 
 
-_simulate_jit = jax.jit(simulate_arrays, static_argnames=("config", "n", "logging"))
+@float64
+def simulate_arrays(
+    key: jax.Array, params: WorldParams, config: WorldConfig, n: int, logging: LoggingConfig,
+    period: int | jax.Array = 0,
+) -> LoggedData:
+    """Pure core: users, truth, logging distribution, logged action and outcomes.
+
+    Returns an unvalidated :class:`LoggedData` (safe under ``jit``/``vmap``; float64 leaves when
+    called directly). For the confounded logger, ``action_prob`` is ``None``.
+    """
+    return _simulate_core(key, params, config, n, logging, period)
+
+
+_simulate_jit = jax.jit(_simulate_core, static_argnames=("config", "n", "logging"))
 
 
 @partial(jax.jit, static_argnames=("config", "n", "logging"))
 def _simulate_batch_jit(keys, params, config, n, logging, period):
-    return jax.vmap(lambda k: simulate_arrays(k, params, config, n, logging, period))(keys)
+    return jax.vmap(lambda k: _simulate_core(k, params, config, n, logging, period))(keys)
 
 
 def check_inputs(
@@ -74,30 +84,31 @@ def check_inputs(
     ``vmap``-ing over them) are skipped; their shapes are still checked.
     """
     if not isinstance(config, WorldConfig):
-        raise ValueError(f"config: expected WorldConfig, got {type(config).__name__}. "
-                         "Fix: pass WorldConfig(...).")
+        fail("config", f"expected WorldConfig, got {type(config).__name__}",
+             "pass WorldConfig(...)")
     if not isinstance(logging, LoggingConfig):
-        raise ValueError(f"logging: expected LoggingConfig, got {type(logging).__name__}. "
-                         "Fix: pass LoggingConfig(kind=...).")
+        fail("logging", f"expected LoggingConfig, got {type(logging).__name__}",
+             "pass LoggingConfig(kind=...)")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n: the number of decisions must be a positive int, got {n!r}. "
-                         "Fix: e.g. n=10_000.")
+        fail("n", f"the number of decisions must be a positive int, got {n!r}", "e.g. n=10_000")
     logging.check_offer(config.n_offers)
     if np.ndim(period) not in (0, 1) or (np.ndim(period) == 1 and np.shape(period) != (n,)):
-        raise ValueError(f"period: expected an int or an ({n},) int array, got shape "
-                         f"{np.shape(period)}. Fix: one period for all users or one per user.")
+        fail("period", f"expected an int or an ({n},) int array, got shape {np.shape(period)}",
+             "one period for all users or one per user")
     if not isinstance(period, jax.core.Tracer):
         t = np.asarray(period)
         if not (np.issubdtype(t.dtype, np.number) and np.all(np.isfinite(t))
                 and np.all(t == np.round(t))):
-            raise ValueError(f"period: must be finite whole numbers, got dtype {t.dtype} with "
-                             f"values in [{t.min()}, {t.max()}]. Fix: pass integer periods.")
+            fail("period", f"must be finite whole numbers, got dtype {t.dtype} with values in "
+                 f"[{t.min()}, {t.max()}]", "pass integer periods")
         if (t < 0).any():
-            raise ValueError(f"period: must be >= 0, got minimum {t.min()}. "
-                             "Fix: count periods from 0.")
+            bad = np.flatnonzero(np.reshape(t, -1) < 0)[0] if t.ndim else None
+            fail("period", f"must be >= 0, got minimum {t.min()}", "count periods from 0",
+                 row=None if bad is None else int(bad))
     validate_params(params, config)
 
 
+@float64
 def simulate(
     key: jax.Array, params: WorldParams, config: WorldConfig = WorldConfig(), n: int = 10_000,
     logging: LoggingConfig = LoggingConfig(), period: int = 0,
@@ -111,6 +122,7 @@ def simulate(
     return _to_numpy(out, validate=True)
 
 
+@float64
 def simulate_batch(
     keys: jax.Array, params: WorldParams, config: WorldConfig = WorldConfig(), n: int = 10_000,
     logging: LoggingConfig = LoggingConfig(), period: int = 0,

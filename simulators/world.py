@@ -36,14 +36,15 @@ Generative story for one user (every expectation below is computed exactly, not 
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr, ndtri
 
-jax.config.update("jax_enable_x64", True)
+from estimators.checks import ROW_SUM_ATOL, fail
+from estimators.precision import float64
 
 __all__ = [
     "N_SEGMENTS",
@@ -80,11 +81,12 @@ class WorldConfig:
     def __post_init__(self) -> None:
         for name in ("n_continuous", "n_offers"):
             if getattr(self, name) < 1:
-                raise ValueError(f"WorldConfig.{name}: must be >= 1, got {getattr(self, name)}. "
-                                 f"Fix: use at least one.")
+                fail(f"WorldConfig.{name}", f"must be >= 1, got {getattr(self, name)}",
+                     "use at least one")
         for name in ("n_binary", "n_programs"):
             if getattr(self, name) < 0:
-                raise ValueError(f"WorldConfig.{name}: must be >= 0. Fix: use 0 or more.")
+                fail(f"WorldConfig.{name}", f"must be >= 0, got {getattr(self, name)}",
+                     "use 0 or more")
 
     @property
     def n_features(self) -> int:
@@ -136,11 +138,17 @@ class WorldParams(NamedTuple):
     season_length: jax.Array  # () periods per cycle
 
 
+@float64
 def default_params(config: WorldConfig = WorldConfig(), *, seed: int = 0) -> WorldParams:
     """The embedded default world: moderate uplift, all four response types, real frictions.
 
-    ``seed`` draws the fixed coefficient vectors (not the users), so worlds of the same config are
-    a family indexed by ``seed``.
+    ``seed`` is the world's identity, not a source of hidden randomness: it draws the fixed
+    coefficient vectors (``type_direction``, ``segment_mean``, ``binary_prob``,
+    ``purchase_coef``, ``basket_coef``, ``program_prob``) once, deterministically, so
+    ``default_params(config, seed=s)`` is the same world on every call and machine, and worlds of
+    one config are a family indexed by ``seed`` (``seed=0`` is the embedded default world every
+    suite and test uses). Users, logs and outcomes are drawn separately, from the explicit keys
+    passed to :func:`sample_users` / :func:`simulators.simulate.simulate`. The leaves are float64.
     """
     rng = np.random.default_rng(seed)
     d_c, d_b, k, p = config.n_continuous, config.n_binary, config.n_offers, config.n_programs
@@ -214,6 +222,7 @@ def _standardised_continuous(params: WorldParams, users_x_c, segment):
     return users_x_c - params.segment_mean[segment]
 
 
+@float64
 def sample_users(
     key: jax.Array, params: WorldParams, config: WorldConfig, n: int, period: jax.Array | int = 0
 ) -> Users:
@@ -236,6 +245,7 @@ def sample_users(
     return Users(x, segment, period, elig, other.astype(jnp.int32), u, response_type)
 
 
+@float64
 def type_probabilities(params: WorldParams, users: Users) -> jax.Array:
     """``P(type | x, segment)`` of shape (n, 4): differences of normal CDFs."""
     s = params.type_noise
@@ -291,6 +301,7 @@ def _truth_from(params: WorldParams, comp: _Components, w: jax.Array):
     return mu_value, mu_cost, mu_acc
 
 
+@float64
 def expected_outcomes(params: WorldParams, users: Users):
     """Exact ``(mu_value, mu_cost, mu_value_accounting)``, each (n, K+1), given observables."""
     comp = _components(params, users)
@@ -301,6 +312,7 @@ def _lognormal(key, mean, sigma):
     return mean * jnp.exp(sigma * jax.random.normal(key, mean.shape) - 0.5 * sigma**2)
 
 
+@float64
 def sample_outcomes(key: jax.Array, params: WorldParams, users: Users, action: jax.Array,
                     comp: _Components | None = None):
     """Sample ``(value, value_accounting, cost, redemption_lag)`` for the taken ``action``."""
@@ -374,11 +386,11 @@ _RULES = {  # rule -> (holds elementwise, problem, fix); "finite" needs nothing 
 }
 _DIM_NAMES = {"S": "n_segments", "T": "n_types", "A": "n_offers+1", "d_c": "n_continuous",
               "d_b": "n_binary", "d": "n_features", "P": "n_programs"}
-_SUM_TOL = 1e-6
+_UNIT_NORM_ATOL = 1e-6  # |norm(type_direction) - 1|: round-off of a normalised float64 vector
 
 
-def _param_fail(name: str, problem: str, fix: str) -> None:
-    raise ValueError(f"WorldParams.{name}: {problem}. Fix: {fix}.")
+def _param_fail(name: str, problem: str, fix: str) -> NoReturn:
+    fail(f"WorldParams.{name}", problem, fix)
 
 
 def _dim(params: WorldParams, name: str, minimum: int, minus: int = 0) -> int:
@@ -405,8 +417,8 @@ def validate_params(params: WorldParams, config: WorldConfig | None = None) -> N
     are inspected), so a caller that traces over the params is never forced to concretise them.
     """
     if not isinstance(params, WorldParams):
-        raise ValueError(f"params: expected WorldParams, got {type(params).__name__}. "
-                         "Fix: build them with default_params(config) and ._replace(...).")
+        fail("params", f"expected WorldParams, got {type(params).__name__}",
+             "build them with default_params(config) and ._replace(...)")
     if config is None:
         config = WorldConfig(n_continuous=_dim(params, "type_direction", 1),
                              n_binary=_dim(params, "binary_prob", 0),
@@ -442,18 +454,19 @@ def validate_params(params: WorldParams, config: WorldConfig | None = None) -> N
 
 def _check_param_relations(v: dict[str, np.ndarray]) -> None:
     """Constraints across entries of one field (only the concrete fields in ``v``)."""
-    if "segment_probs" in v and abs(v["segment_probs"].sum() - 1.0) > _SUM_TOL:
+    if "segment_probs" in v and abs(v["segment_probs"].sum() - 1.0) > ROW_SUM_ATOL:
         _param_fail("segment_probs", f"must sum to 1, got {v['segment_probs'].sum():.6g}",
                     "normalise: segment_probs / segment_probs.sum()")
     if "type_shares" in v:
         sums = v["type_shares"].sum(axis=1)
-        bad = np.flatnonzero(np.abs(sums - 1.0) > _SUM_TOL)
+        bad = np.flatnonzero(np.abs(sums - 1.0) > ROW_SUM_ATOL)
         if bad.size:
             s = int(bad[0])
             _param_fail("type_shares", f"each segment's {N_TYPES} shares must sum to 1, segment "
                         f"{s} ({SEGMENT_NAMES[s]}) sums to {sums[s]:.6g}",
                         "normalise each row: type_shares / type_shares.sum(1, keepdims=True)")
-    if "type_direction" in v and abs(np.linalg.norm(v["type_direction"]) - 1.0) > _SUM_TOL:
+    if ("type_direction" in v
+            and abs(np.linalg.norm(v["type_direction"]) - 1.0) > _UNIT_NORM_ATOL):
         _param_fail("type_direction", f"must be a unit vector (norm 1), got norm "
                     f"{np.linalg.norm(v['type_direction']):.6g}; otherwise the configured "
                     "type_shares do not hold", "divide it by its norm")

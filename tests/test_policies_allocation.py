@@ -362,3 +362,37 @@ def test_budget_spent_exactly_by_whole_segments_binds():
     alloc = allocate(np.array([[0.0, 2.0], [0.0, 1.0]]), np.array([[0.0, 1.0], [0.0, 1.0]]),
                      budget=2.0)
     assert alloc.expected_cost == 2.0 and alloc.budget_binds and alloc.n_fractional == 0
+
+
+def test_pilot_rows_are_a_deterministic_systematic_sample():
+    from policies.allocation import _pilot_rows
+
+    for n, size in ((9000, 1024), (10_000_000, 1 << 16), (1024, 1024)):
+        rows = _pilot_rows(n, size)
+        assert len(rows) == size and rows.min() >= 0 and rows.max() < n
+        assert (np.diff(rows) > 0).all()  # sorted and distinct
+        np.testing.assert_array_equal(rows, _pilot_rows(n, size))  # no randomness
+
+
+@pytest.mark.parametrize("sample", ["random_0", "random_1", "first_rows", "most_efficient"])
+def test_the_pilot_subsample_changes_speed_never_the_answer(pooled_truth, monkeypatch, sample):
+    """Whichever users the pilot brackets the price on (a random subsample, the first rows, the
+    users with the steepest frontiers: a badly biased bracket), the verified bracket pass and the
+    exact greedy inside it return the full walk's allocation."""
+    from policies import allocation
+
+    tv, tc, e = pooled_truth
+    budget = _budget(tc, e, 0.15)
+    full = allocate(tv, tc, budget=budget, eligible=e)
+    ratio = np.where(e & (tc > 0), tv / np.where(tc > 0, tc, 1.0), -np.inf).max(axis=1)
+
+    def rows(n, size):
+        if sample.startswith("random"):
+            return np.sort(np.random.default_rng(int(sample[-1])).choice(n, size, replace=False))
+        if sample == "first_rows":
+            return np.arange(size)
+        return np.sort(np.argsort(-ratio, kind="stable")[:size])
+
+    monkeypatch.setattr(allocation, "PILOT_MIN_USERS", 1)
+    monkeypatch.setattr(allocation, "_pilot_rows", rows)
+    _same_allocation(allocate(tv, tc, budget=budget, eligible=e), full)
