@@ -33,20 +33,33 @@ perf: $(STAMP_DEV)
 	$(BIN)/python -m pip install --quiet -e '.[dev,perf]'
 	$(BIN)/python -m pytest -q -m perf tests/perf --benchmark-enable --benchmark-columns=min,mean,max,rounds -s
 
-# Full-size suite outputs committed under results/ (tables, figures, store, REPORT.md). Jobs run
-# in the working store outputs/store (resumable) and are published into a fresh results/store.
+# Full-size suite outputs committed under results/ (tables, figures, store, REPORT.md). Every job
+# is computed first in the working store outputs/store (resumable), without touching results/;
+# only when all of them succeeded is results/store rebuilt from them (the jobs are then complete,
+# so the second pass only publishes and redraws).
+RESULT_JOBS := \
+	"experiment=main 'seeds=[0,1,2,3,4]'" \
+	"experiment=horizons 'seeds=[0,1,2]'" \
+	"experiment=interference 'seeds=[0,1,2]'" \
+	"experiment=drift 'seeds=[0,1,2]'" \
+	"experiment=hillstrom 'seeds=[0,1,2]'" \
+	"experiment=learners 'seeds=[0,1,2]'" \
+	"experiment=allocation 'seeds=[0,1,2,3,4]'" \
+	"experiment=pacing 'seeds=[0,1,2,3]'" \
+	"experiment=ope" \
+	""
+
 results: $(STAMP_RUN)
+	@for job in $(RESULT_JOBS); do \
+		echo "== compute: $$job"; \
+		eval $(BIN)/python -m experiments.run $$job progress=false write_outputs=false report=false || exit 1; \
+	done
 	rm -rf results/store results/figures
-	$(BIN)/python -m experiments.run experiment=main 'seeds=[0,1,2,3,4]' progress=false
-	$(BIN)/python -m experiments.run experiment=horizons 'seeds=[0,1,2]' progress=false
-	$(BIN)/python -m experiments.run experiment=interference 'seeds=[0,1,2]' progress=false
-	$(BIN)/python -m experiments.run experiment=drift 'seeds=[0,1,2]' progress=false
-	$(BIN)/python -m experiments.run experiment=hillstrom 'seeds=[0,1,2]' progress=false
-	$(BIN)/python -m experiments.run experiment=learners progress=false
-	$(BIN)/python -m experiments.run experiment=allocation progress=false
-	$(BIN)/python -m experiments.run experiment=pacing progress=false
-	if [ -f experiments/suites/ope.py ]; then $(BIN)/python -m experiments.run experiment=ope progress=false; fi
-	$(BIN)/python -m experiments.run
+	@for job in $(RESULT_JOBS); do \
+		echo "== publish: $$job"; \
+		eval $(BIN)/python -m experiments.run $$job progress=false report=false || exit 1; \
+	done
+	$(BIN)/python -m experiments.report --store results/store --out results/REPORT.md
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check .

@@ -194,7 +194,7 @@ class HeadConfig:
     :class:`~estimators.uplift.XLearner`, ``"dr"`` :class:`~estimators.uplift.DRLearner`,
     ``"r"`` :class:`~estimators.uplift.RLearner`. ``base``: ``"ridge"`` ``Ridge(alpha)``,
     ``"logistic"`` ``Logistic(alpha)`` (labels in [0, 1] only), ``"mlp"``
-    ``MLP(hidden=mlp_hidden, max_epochs=mlp_max_epochs, seed=seed)``.
+    ``MLP(hidden=mlp_hidden, max_epochs=mlp_max_epochs, batch_size=mlp_batch_size, seed=seed)``.
 
     Mapping onto the learners' fields (their other fields keep their defaults):
 
@@ -220,6 +220,7 @@ class HeadConfig:
     interactions: bool = False
     mlp_hidden: tuple[int, ...] = (64, 64)
     mlp_max_epochs: int = 50
+    mlp_batch_size: int = 1024
 
     def __post_init__(self) -> None:
         if self.learner not in LEARNERS:
@@ -246,9 +247,11 @@ class HeadConfig:
             fail("HeadConfig.mlp_hidden", f"must be a non-empty sequence of ints >= 1, got "
                  f"{hidden!r}", "use e.g. mlp_hidden=(64, 64)")
         object.__setattr__(self, "mlp_hidden", tuple(int(h) for h in hidden))
-        if not _is_int(self.mlp_max_epochs) or self.mlp_max_epochs < 1:
-            fail("HeadConfig.mlp_max_epochs", f"must be an int >= 1, got "
-                 f"{self.mlp_max_epochs!r}", "use e.g. mlp_max_epochs=50")
+        for name, example in (("mlp_max_epochs", 50), ("mlp_batch_size", 1024)):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                fail(f"HeadConfig.{name}", f"must be an int >= 1, got {value!r}",
+                     f"use e.g. {name}={example}")
 
 
 def _as_head_config(field: str, value: Any) -> HeadConfig:
@@ -285,7 +288,8 @@ def make_base(config: HeadConfig) -> BaseModel:
         return Ridge(alpha=float(config.alpha))
     if config.base == "logistic":
         return Logistic(alpha=float(config.alpha))
-    return MLP(hidden=config.mlp_hidden, max_epochs=config.mlp_max_epochs, seed=config.seed)
+    return MLP(hidden=config.mlp_hidden, max_epochs=config.mlp_max_epochs,
+               batch_size=config.mlp_batch_size, seed=config.seed)
 
 
 def make_learner(config: HeadConfig) -> UpliftLearner:

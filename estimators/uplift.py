@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from estimators.base import BaseModel, Ridge, check_xy
-from estimators.checks import fail
+from estimators.checks import ROW_SUM_ATOL, fail
 from estimators.crossfit import (
     check_fold_support,
     check_n_folds,
@@ -121,7 +121,7 @@ def check_fit_inputs(
         if not np.all(np.isfinite(action_prob)) or np.any(action_prob < 0) or np.any(
                 action_prob > 1):
             raise ValueError(f"{where}: action_prob must be finite and in [0, 1].")
-        if not np.allclose(action_prob.sum(axis=1), 1.0, atol=1e-6):
+        if np.any(np.abs(action_prob.sum(axis=1) - 1.0) > ROW_SUM_ATOL):
             raise ValueError(f"{where}: action_prob rows must sum to 1 (the full logging "
                              f"distribution). Fix: pass all K+1 columns.")
         if np.any(action_prob[np.arange(len(action)), action] <= 0):

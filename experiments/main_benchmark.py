@@ -14,19 +14,21 @@ from the stage that claims it.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from estimators.base import Ridge
-from estimators.heads import UpliftHeads
-from estimators.ope import estimate, paired_difference
-from estimators.uplift import TLearner
+from estimators.heads import make_heads
+from estimators.ope import Estimate, estimate_batch, paired_difference_batch
+from experiments.configs import HeadsConfig, OPEConfig, PolicyConfig
 from experiments.store import atomic_write
 from experiments.suites._plotting import pyplot, save
+from experiments.suites.base import Suite, stream
 from policies.allocation import allocate
 from simulators import (
     LoggingConfig,
@@ -34,80 +36,42 @@ from simulators import (
     default_params,
     optimal_policy,
     policy_truth,
-    simulate,
     simulate_batch,
 )
 
-__all__ = ["MainSuiteConfig", "plot", "run", "run_batch", "summary_table", "write_outputs"]
-
-
-MAIN_ESTIMATORS = ("dm", "ips", "snips", "dr", "sndr")  # the OPE functions without a lambda_
+__all__ = ["SUITE", "MainSuiteConfig", "plot", "run", "run_batch", "summary_table",
+           "write_outputs"]
 
 
 @dataclasses.dataclass(frozen=True)
 class MainSuiteConfig:
-    """Knobs of the default benchmark; the global Hydra groups map onto them (``world.*`` ->
-    the world sizes, ``logging.*`` -> the logger, ``learner.value_alpha/cost_alpha`` -> the ridge
-    penalties of the two heads, ``policy.budget_per_user``, ``ope.estimators/ci_level``).
+    """Knobs of the default benchmark: the shared configs (``world``, ``logging``, ``learner`` =
+    the value and cost heads, ``policy`` = the budget per evaluated user, ``ope`` = estimators
+    and CI level), each set by its global Hydra group, and the two log sizes."""
 
-    ``budget_per_user`` is the allowed expected incremental cost per evaluated user (the total
-    budget is ``budget_per_user * n_eval``).
-    """
-
+    world: WorldConfig = WorldConfig()
+    logging: LoggingConfig = LoggingConfig()
+    learner: HeadsConfig = HeadsConfig()
+    policy: PolicyConfig = PolicyConfig()
+    ope: OPEConfig = OPEConfig()
     n_train: int = 20_000
     n_eval: int = 20_000
-    n_continuous: int = 6
-    n_binary: int = 4
-    n_offers: int = 4
-    n_programs: int = 2
-    logging: str = "uniform"
-    logging_offer: int = 1
-    treat_prob: float = 0.5
-    temperature: float = 0.5
-    prior_noise: float = 1.0
-    epsilon: float = 0.1
-    value_alpha: float = 1.0
-    cost_alpha: float = 1.0
-    budget_per_user: float = 1.0
-    estimators: tuple[str, ...] = ("ips", "dr")
-    ci_level: float = 0.95
 
     def __post_init__(self) -> None:
         if self.n_train < 100 or self.n_eval < 100:
             raise ValueError("MainSuiteConfig.n_train/n_eval: need at least 100 rows each. "
                              "Fix: raise them (default 20000).")
-        if self.budget_per_user < 0:
-            raise ValueError("MainSuiteConfig.budget_per_user: must be >= 0.")
-        if not 0.0 < self.ci_level < 1.0:
-            raise ValueError("MainSuiteConfig.ci_level: must lie in (0, 1), e.g. 0.95.")
-        if self.logging == "confounded":
+        for name, cls in (("world", WorldConfig), ("logging", LoggingConfig),
+                          ("learner", HeadsConfig), ("policy", PolicyConfig), ("ope", OPEConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise ValueError(f"MainSuiteConfig.{name}: expected a {cls.__name__}, got "
+                                 f"{getattr(self, name)!r}. Fix: e.g. {name}={cls.__name__}().")
+        if self.logging.kind == "confounded":
             raise ValueError("MainSuiteConfig.logging: the confounded logger records no "
                              "propensities, so IPS/DR cannot run. Fix: uniform, holdout, "
                              "warm_start or epsilon_greedy.")
-        if self.value_alpha <= 0 or self.cost_alpha <= 0:
-            raise ValueError("MainSuiteConfig.value_alpha/cost_alpha: ridge penalties must be "
-                             "> 0. Fix: e.g. 1.0.")
-        bad = [e for e in self.estimators if e not in MAIN_ESTIMATORS]
-        if bad or not self.estimators:
-            raise ValueError(f"MainSuiteConfig.estimators: {bad or 'empty'} not available in the "
-                             f"main job. Fix: a non-empty subset of {MAIN_ESTIMATORS} (the "
-                             "lambda_ estimators run in the ope suite).")
-        # the world and the logger validate their own fields (and the offer against K) here,
-        # at start-up, not after the first simulation
-        self.world_config()
-        self.logging_config()
-        if self.logging == "holdout" and not 1 <= self.logging_offer <= self.n_offers:
-            raise ValueError(f"MainSuiteConfig.logging_offer: {self.logging_offer} is not an "
-                             f"offer of this world (1..{self.n_offers}). Fix: pick one of them.")
-
-    def world_config(self) -> WorldConfig:
-        return WorldConfig(n_continuous=self.n_continuous, n_binary=self.n_binary,
-                           n_offers=self.n_offers, n_programs=self.n_programs)
-
-    def logging_config(self) -> LoggingConfig:
-        return LoggingConfig(kind=self.logging, offer=self.logging_offer,
-                             treat_prob=self.treat_prob, temperature=self.temperature,
-                             prior_noise=self.prior_noise, epsilon=self.epsilon)
+        # the logger validates its offer against the world's K here, at start-up
+        self.logging.check_offer(self.world.n_offers)
 
     @classmethod
     def compact(cls) -> MainSuiteConfig:
@@ -118,98 +82,143 @@ def _one_hot(action: np.ndarray, n_actions: int) -> np.ndarray:
     return np.eye(n_actions)[action]
 
 
-def run(cfg: MainSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+def run(cfg: MainSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
     """Run the pipeline once. Tidy rows ``(seed, policy, metric, estimator, value, stderr, ci_low,
     ci_high, ess)``: ``metric`` is ``policy_value``/``policy_cost`` (per-user level) or
     ``incremental_value``/``incremental_cost`` (against no-offer on the same log, a paired
-    difference); ``estimator`` is one of ``cfg.estimators`` or ``truth`` (the oracle's exact
-    value)."""
-    world = cfg.world_config()
-    params = default_params(world)
-    k_train, k_eval = jax.random.split(jax.random.key(seed))
-    logging = cfg.logging_config()
-    bar = _progress(1, progress)
-    train = simulate(k_train, params, world, cfg.n_train, logging)
-    evaluation = simulate(k_eval, params, world, cfg.n_eval, logging)
-    bar.update(1)
-    df = _evaluate(cfg, world, train, evaluation, seed, bar)
-    bar.close()
-    return df
+    difference); ``estimator`` is one of ``cfg.ope.estimators`` or ``truth`` (the oracle's exact
+    value). Streams: ``stream(seed, "train")`` and ``stream(seed, "eval")``. The batch of one
+    seed: :func:`run_batch` is the one implementation."""
+    return run_batch(cfg, seeds=[seed], progress=progress)
 
 
 def run_batch(cfg: MainSuiteConfig, *, seeds: list[int], progress: bool = True) -> pd.DataFrame:
-    """:func:`run` for several seeds in one job: the training and evaluation logs of every seed
-    are simulated in one ``vmap``-ed call each (one compilation for the batch), then each seed's
-    heads, allocation and OPE run on its own logs. Same rows as ``run`` seed by seed (the vmapped
-    simulation equals the per-seed one to float rounding)."""
-    world = cfg.world_config()
-    params = default_params(world)
-    keys = jnp.stack([jax.random.split(jax.random.key(s)) for s in seeds])
-    logging = cfg.logging_config()
+    """The pipeline for several seeds in one job: every seed's training and evaluation logs are
+    simulated in one ``vmap``-ed call each, each seed's heads and allocations are fitted on its
+    own logs, and every off-policy estimate (all seeds x policies, per outcome and estimator) is
+    one ``vmap``-ed call (:func:`estimators.ope.estimate_batch`,
+    :func:`estimators.ope.paired_difference_batch`). Same rows as seed by seed."""
+    params = default_params(cfg.world)
     bar = _progress(len(seeds), progress)
-    train = simulate_batch(keys[:, 0], params, world, cfg.n_train, logging)
-    evaluation = simulate_batch(keys[:, 1], params, world, cfg.n_eval, logging)
+    train = simulate_batch(jnp.stack([stream(s, "train") for s in seeds]), params, cfg.world,
+                           cfg.n_train, cfg.logging)
+    evaluation = simulate_batch(jnp.stack([stream(s, "eval") for s in seeds]), params, cfg.world,
+                                cfg.n_eval, cfg.logging)
+    train, evaluation = jax.device_get((train, evaluation))  # host copies: cheap per-seed slices
     bar.update(1)
-    frames = [_evaluate(cfg, world, train.seed(i), evaluation.seed(i), seed, bar)
+    fitted = [_fit_and_allocate(cfg, train.seed(i), evaluation.seed(i), seed, bar)
               for i, seed in enumerate(seeds)]
+    df = _score(cfg, evaluation, fitted, seeds)
+    bar.update(len(seeds))
     bar.close()
-    return pd.concat(frames, ignore_index=True)
-
-
-def _evaluate(cfg: MainSuiteConfig, world: WorldConfig, train, evaluation, seed: int,
-              bar) -> pd.DataFrame:
-    """Heads, allocation and OPE of one seed's training and evaluation logs."""
-    heads = UpliftHeads(value=TLearner(base=Ridge(alpha=cfg.value_alpha)),
-                        cost=TLearner(base=Ridge(alpha=cfg.cost_alpha)))
-    heads.fit(train.x, train.action, value=train.value, cost=train.cost,
-              action_prob=train.action_prob, n_actions=world.n_actions)
-    mu_v, mu_c = (np.asarray(m) for m in heads.predict_mu(evaluation.x))
-    mu_hat = {"value": mu_v, "cost": mu_c}
-    tau_v, tau_c = (np.asarray(t) for t in heads.predict_tau(evaluation.x))
-    bar.update(1)
-
-    budget = cfg.budget_per_user * cfg.n_eval
-    learned = allocate(tau_v, tau_c, budget=budget, eligible=evaluation.eligible)
-    oracle = optimal_policy(evaluation.truth, budget, eligible=evaluation.eligible)
-    no_offer = _one_hot(np.zeros(cfg.n_eval, int), world.n_actions)
-    bar.update(1)
-
-    policies = {
-        "cost_aware_uplift": np.asarray(learned.action_dist),
-        "oracle": np.asarray(oracle.action_dist),
-        "no_offer": no_offer,
-        "logging": np.asarray(evaluation.action_prob),
-    }
-    rows = []
-    alpha = 1 - cfg.ci_level
-    for name, dist in policies.items():
-        truth = policy_truth(evaluation.truth, dist, eligible=evaluation.eligible)
-        for target, reward, level, incremental in (
-            ("value", evaluation.value, truth.value, truth.incremental_value),
-            ("cost", evaluation.cost, truth.cost, truth.incremental_cost),
-        ):
-            common = dict(reward=reward, action=evaluation.action, pscore=evaluation.pscore,
-                          action_dist=dist, alpha=alpha)
-            for est_name in cfg.estimators:  # (estimators without an outcome model ignore it)
-                for metric, est in (
-                    (f"policy_{target}", estimate(est_name, q_hat=mu_hat[target], **common)),
-                    (f"incremental_{target}", paired_difference(
-                        est_name, baseline_dist=no_offer, q_hat=mu_hat[target], **common)),
-                ):
-                    rows.append(dict(policy=name, metric=metric, estimator=est_name,
-                                     value=est.value, stderr=est.stderr, ci_low=est.ci_low,
-                                     ci_high=est.ci_high, ess=est.ess))
-            for metric, true_value in ((f"policy_{target}", level),
-                                       (f"incremental_{target}", incremental)):
-                rows.append(dict(policy=name, metric=metric, estimator="truth",
-                                 value=true_value, stderr=0.0, ci_low=true_value,
-                                 ci_high=true_value, ess=np.nan))
-    bar.update(1)
-    df = pd.DataFrame(rows)
-    df.insert(0, "seed", seed)
-    df["budget_per_user"] = cfg.budget_per_user
-    df["n_eval"] = cfg.n_eval
     return df
+
+
+class _Fitted(NamedTuple):
+    """One seed's learned pieces: outcome predictions per head and the evaluated policies."""
+
+    mu_hat: dict[str, np.ndarray]
+    policies: dict[str, np.ndarray]
+    supported: np.ndarray
+
+
+POLICIES = ("cost_aware_uplift", "oracle", "no_offer", "logging")
+
+
+def _fit_and_allocate(cfg: MainSuiteConfig, train, evaluation, seed: int, bar) -> _Fitted:
+    """Heads and allocation of one seed. Only the actions the training log supports are scored
+    (a holdout log supports no-offer and its one campaign offer): the learned policy chooses among
+    them; the oracle among every eligible action."""
+    heads = make_heads(cfg.learner)
+    heads.fit(train.x, train.action, value=train.value, cost=train.cost,
+              action_prob=train.action_prob, n_actions=cfg.world.n_actions)
+    supported = np.asarray(heads.supported_actions_)
+    k1 = cfg.world.n_actions
+    if len(supported) < k1:
+        print(f"[main] seed {seed}: the training log supports actions {supported.tolist()} only "
+              f"(logging={cfg.logging.kind}); the learned policy is fitted and scored on those, "
+              "the oracle on every eligible action", file=sys.stderr)
+    mu_hat = {name: _columns(np.asarray(m), supported, k1)
+              for name, m in zip(("value", "cost"), heads.predict_mu(evaluation.x, supported),
+                                 strict=True)}
+    tau_v, tau_c = (_columns(np.asarray(t), supported, k1)
+                    for t in heads.predict_tau(evaluation.x, supported))
+    bar.update(1)
+    budget = cfg.policy.budget_per_user * cfg.n_eval
+    eligible = np.asarray(evaluation.eligible)
+    scored = eligible & np.isin(np.arange(k1), supported)[None, :]
+    learned = allocate(tau_v, tau_c, budget=budget, eligible=scored)
+    oracle = optimal_policy(evaluation.truth, budget, eligible=evaluation.eligible)
+    bar.update(1)
+    policies = {"cost_aware_uplift": np.asarray(learned.action_dist),
+                "oracle": np.asarray(oracle.action_dist),
+                "no_offer": _one_hot(np.zeros(cfg.n_eval, int), k1),
+                "logging": np.asarray(evaluation.action_prob)}
+    return _Fitted(mu_hat, policies, supported)
+
+
+def _score(cfg: MainSuiteConfig, evaluation, fitted: list[_Fitted], seeds: list[int]
+           ) -> pd.DataFrame:
+    """Truth and OPE rows of every seed and policy; the estimates of all (seed, policy) pairs of
+    one outcome and estimator are one batched call."""
+    n_pol = len(POLICIES)
+    dist = np.stack([np.stack([f.policies[p] for p in POLICIES]) for f in fitted])  # (S, P, n, A)
+    flat = dist.reshape(-1, *dist.shape[2:])
+
+    def rep(a) -> np.ndarray:  # (S, ...) -> (S * P, ...), each seed's array once per policy
+        return np.repeat(np.asarray(a), n_pol, axis=0)
+
+    base = dict(action=rep(evaluation.action), pscore=rep(evaluation.pscore), alpha=cfg.ope.alpha)
+    no_offer = rep(np.stack([f.policies["no_offer"] for f in fitted]))
+    ests: dict[tuple[str, str, str], Estimate] = {}
+    for target, reward in (("value", evaluation.value), ("cost", evaluation.cost)):
+        q_hat = rep(np.stack([f.mu_hat[target] for f in fitted]))
+        for name in cfg.ope.estimators:
+            kw = dict(base, reward=rep(reward), action_dist=flat, q_hat=q_hat,
+                      lambda_=cfg.ope.lambda_for(name))
+            ests[target, "policy", name] = estimate_batch(name, **kw)
+            ests[target, "incremental", name] = paired_difference_batch(
+                name, baseline_dist=no_offer, **kw)
+    rows = []
+    for i, seed in enumerate(seeds):
+        truth_log = evaluation.seed(i).truth if len(seeds) > 1 else _first(evaluation).truth
+        eligible = np.asarray(evaluation.eligible[i])
+        for j, name in enumerate(POLICIES):
+            t = policy_truth(truth_log, dist[i, j], eligible=eligible)
+            for target, level, incremental in (("value", t.value, t.incremental_value),
+                                               ("cost", t.cost, t.incremental_cost)):
+                for est_name in cfg.ope.estimators:
+                    for kind in ("policy", "incremental"):
+                        e = ests[target, kind, est_name]
+                        k = i * n_pol + j
+                        rows.append(dict(seed=seed, policy=name, metric=f"{kind}_{target}",
+                                         estimator=est_name, value=float(e.value[k]),
+                                         stderr=float(e.stderr[k]), ci_low=float(e.ci_low[k]),
+                                         ci_high=float(e.ci_high[k]), ess=float(e.ess[k])))
+                for kind, true_value in (("policy", level), ("incremental", incremental)):
+                    rows.append(dict(seed=seed, policy=name, metric=f"{kind}_{target}",
+                                     estimator="truth", value=true_value, stderr=0.0,
+                                     ci_low=true_value, ci_high=true_value, ess=np.nan))
+    df = pd.DataFrame(rows)
+    df["budget_per_user"] = cfg.policy.budget_per_user
+    df["n_eval"] = cfg.n_eval
+    df["supported_actions"] = [",".join(map(str, fitted[seeds.index(s)].supported.tolist()))
+                               for s in df["seed"]]
+    return df
+
+
+def _first(batch):
+    return batch.seed(0)
+
+
+def _columns(pred: np.ndarray, supported: np.ndarray, n_actions: int) -> np.ndarray:
+    """Predictions for the ``supported`` actions as ``(n, K+1)``, zero in the other columns
+    (which the allocator is told are not eligible and OPE never reads for the learned policy)."""
+    if len(supported) == n_actions:
+        return pred
+    out = np.zeros((pred.shape[0], n_actions))
+    out[:, supported] = pred
+    return out
 
 
 def _progress(n_seeds: int, enabled: bool):
@@ -273,15 +282,21 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def write_outputs(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Print the summary table and write ``main_benchmark.csv`` and the figure under ``out_dir``."""
+    """Write ``main_benchmark.csv`` and the figure under ``out_dir``."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table = summary_table(df)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     csv = out_dir / "main_benchmark.csv"
     atomic_write(csv, lambda tmp: df.to_csv(tmp, index=False))
     return [csv, *plot(df, out_dir)]
 
 
+SUITE = Suite(name="main", config_class=MainSuiteConfig, run=run, run_batch=run_batch, plot=plot,
+              write=write_outputs, summary=summary_table,
+              key_columns=("policy", "metric", "estimator"),
+              default_preset="full")  # the default benchmark's headline job runs at full size
+
+
 if __name__ == "__main__":
-    write_outputs(run(MainSuiteConfig()), Path("results/main"))
+    from estimators.precision import enable_float64
+
+    enable_float64()
+    write_outputs(run(MainSuiteConfig(), seed=0), Path("results/main"))

@@ -25,12 +25,15 @@ _VALUE_COLUMNS = {"suite", "config_hash", "seed", "replicate_seed", "value", "st
 MAX_TABLE_ROWS = 80
 
 
-def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean, 95% CI across seeds and number of seeds per (descriptive keys, metric)."""
-    # descriptive keys: every non-value column except the config columns; float columns only when
-    # they take few values (levels such as budget or n), not per-row measurements such as timings
-    keys = [c for c in rows.columns if c not in _VALUE_COLUMNS and not c.startswith("cfg.")
-            and (not pd.api.types.is_float_dtype(rows[c]) or rows[c].nunique() <= 20)]
+def aggregate(rows: pd.DataFrame, key_columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Mean, 95% CI across seeds and number of seeds per (key columns, metric). ``key_columns``:
+    the suite's declared :attr:`~experiments.suites.base.Suite.key_columns`; without them, every
+    non-value, non-config column with few distinct values (for rows of unknown origin)."""
+    if key_columns is not None:
+        keys = list(dict.fromkeys([c for c in key_columns if c in rows] + ["metric"]))
+    else:
+        keys = [c for c in rows.columns if c not in _VALUE_COLUMNS and not c.startswith("cfg.")
+                and (not pd.api.types.is_float_dtype(rows[c]) or rows[c].nunique() <= 20)]
     g = rows.groupby(keys, dropna=False, sort=False)["value"]
     out = g.agg(mean="mean", sd="std", seeds="count").reset_index()
     t = stats.t.ppf(0.975, np.maximum(out["seeds"] - 1, 1))
@@ -73,14 +76,17 @@ def write_report(store: ResultStore, path: str | Path) -> Path:
                   "",
                   "<details><summary>config</summary>", "", "```json",
                   json.dumps(meta["config"], indent=1, sort_keys=True), "```", "</details>", ""]
-        agg = aggregate(rows)
+        try:
+            suite_obj = registry.load(suite)
+        except ValueError:  # rows of a plug-in suite that is not importable here
+            suite_obj = None
+        agg = aggregate(rows, suite_obj.key_columns if suite_obj else None)
         shown = agg.head(MAX_TABLE_ROWS)
         lines += [_table(shown), ""]
         if len(agg) > len(shown):
             lines += [f"({len(agg) - len(shown)} more rows in the store.)", ""]
         try:
-            module = registry.load(suite).module
-            figs = module.plot(rows, fig_root / f"{suite}-{chash}")
+            figs = suite_obj.figures(rows, fig_root / f"{suite}-{chash}") if suite_obj else []
         except Exception as err:  # a figure must not hide the table
             lines += [f"(figure failed: {err})", ""]
             figs = []

@@ -1,10 +1,11 @@
 """Hydra entry point: ``python -m experiments.run [experiment=<suite>] [key=value ...]``.
 
-Without arguments it runs the default benchmark: the main job at full size (its table printed,
-``results/main/`` written) and every other available suite in its compact variant; every job's rows
-go to the working store ``outputs/store`` (resumable: complete jobs are skipped), are published
-into ``results/store`` and ``results/REPORT.md`` is regenerated. ``--multirun`` sweeps any key
-with the joblib launcher.
+Without arguments it runs the default benchmark: every suite in its default preset (the main job
+at full size, every other suite compact; :attr:`experiments.suites.base.Suite.default_preset`);
+every job's rows go to the working store ``outputs/store`` (resumable: complete jobs are skipped),
+are published into ``results/store`` and ``results/REPORT.md`` is regenerated. ``--multirun``
+sweeps any key with the joblib launcher. The global groups (``world``, ``logging``, ``learner``,
+``policy``, ``ope``) reach every suite that nests that config.
 """
 
 from __future__ import annotations
@@ -15,110 +16,48 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
+from estimators.precision import enable_float64
 from experiments import suites as suite_registry
-from experiments.schema import register
+from experiments.schema import register, set_values
 from experiments.store import ResultStore, config_hash
 
 register()
 
 
-# global group fields that configure the main job (MainSuiteConfig), under the same name except
-# the renamed ones; every group field is listed, so a group override is never silently ignored
-_GROUP_FIELDS = {
-    "world": ("n_continuous", "n_binary", "n_offers", "n_programs"),
-    "logging": ("kind", "offer", "treat_prob", "temperature", "prior_noise", "epsilon"),
-    "learner": ("value_alpha", "cost_alpha"),
-    "policy": ("budget_per_user",),
-    "ope": ("estimators", "ci_level"),
-}
-_RENAMED = {"logging.kind": "logging", "logging.offer": "logging_offer"}
+def _groups(cfg: DictConfig) -> dict[str, dict[str, Any]]:
+    """The global group values that were set (by a group file or an override)."""
+    from experiments.configs import GROUPS
 
-
-def _plain(value: Any) -> Any:
-    """OmegaConf containers as hashable plain values (lists -> tuples)."""
-    if isinstance(value, DictConfig | ListConfig):
-        value = OmegaConf.to_container(value, resolve=True)
-    return tuple(_plain(v) for v in value) if isinstance(value, list | tuple) else value
-
-
-def _group_settings(cfg: DictConfig) -> dict[str, tuple[str, Any]]:
-    """Global group fields that differ from their schema defaults: ``{main-job key: (group.field,
-    value)}``. ``learner.name`` must name the main job's learner (T-learner, ridge heads)."""
-    from experiments.schema import RunSchema
-
-    defaults = OmegaConf.structured(RunSchema)
-    if cfg.learner.name != defaults.learner.name:
-        raise ValueError(f"learner.name: the main job's heads are {defaults.learner.name!r} "
-                         f"(T-learners on ridge; penalties learner.value_alpha/cost_alpha), got "
-                         f"{cfg.learner.name!r}. Fix: use experiment=byo with "
-                         "experiment.params.learner={_target_: ...} for another learner.")
-    out = {}
-    for group, fields in _GROUP_FIELDS.items():
-        unknown = set(cfg[group]) - set(fields) - ({"name"} if group == "learner" else set())
-        if unknown:  # a schema field nobody maps would be silently ignored
-            raise ValueError(f"{group}: fields {sorted(unknown)} are not used by any job. Fix: "
-                             "map them in experiments/run.py _GROUP_FIELDS.")
-        for name in fields:
-            value = _plain(cfg[group][name])
-            if value != _plain(defaults[group][name]):
-                where = f"{group}.{name}"
-                out[_RENAMED.get(where, name)] = (where, value)
-    return out
-
-
-def _main_params(cfg: DictConfig, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The main job's parameters: the global groups (world, logging, learner, policy, ope) and
-    ``experiment.params``; a key set both ways to different values is an error."""
-    from experiments.main_benchmark import MainSuiteConfig
-
-    default = MainSuiteConfig()
-    explicit = {k: _plain(v) for k, v in (params or {}).items()
-                if _plain(v) != _plain(getattr(default, k, None))}
-    for key, (where, value) in _group_settings(cfg).items():
-        if key in explicit and explicit[key] != value:
-            raise ValueError(f"experiment.params.{key}: {explicit[key]!r} conflicts with "
-                             f"{where}={value!r}. Fix: set it in one place.")
-        explicit[key] = value
-    return explicit
+    return {group: set_values(cfg[group]) for group in GROUPS}
 
 
 def plan(cfg: DictConfig) -> list[tuple[suite_registry.Suite, Any]]:
     """Resolve ``experiment`` into (suite, config) pairs; every config error surfaces here."""
-    params = OmegaConf.to_container(cfg.experiment.params, resolve=True)
+    params = set_values(cfg.experiment.params)
+    groups = _groups(cfg)
     if cfg.experiment.suite == "default":
         if params:
             raise ValueError("experiment.params: the default experiment runs every suite; "
                              "params need one suite. Fix: add experiment=<suite>.")
         jobs = []
         for name in suite_registry.available():
-            if name in suite_registry.NOT_IN_DEFAULT:
-                continue
             suite = suite_registry.load(name)
-            if name == "main":  # the global groups configure the main job
-                config = suite.make_config(_main_params(cfg), compact=False)
-            else:
-                config = suite.make_config({}, compact=True)
-            reason = getattr(suite.module, "unavailable", lambda _: None)(config)
+            if not suite.in_default:
+                continue
+            nested = {g: v for g, v in groups.items() if suite.nests(g)}
+            config = suite.make_config(groups=nested,
+                                       compact=suite.default_preset == "compact")
+            reason = suite.why_unavailable(config)
             if reason:  # e.g. real data not on this machine: the rest of the benchmark runs
                 print(f"[skip] {name}: {reason}", file=sys.stderr)
                 continue
             jobs.append((suite, config))
         return jobs
     suite = suite_registry.load(cfg.experiment.suite)
-    if suite.name == "main":
-        params = _main_params(cfg, params)
-    else:
-        settings = _group_settings(cfg)
-        if settings:
-            where = sorted(w for w, _ in settings.values())
-            raise ValueError(f"{where[0]}: suite {suite.name!r} does not read the global groups "
-                             f"(world, logging, learner, policy, ope configure the main job); "
-                             f"set here: {where}. Fix: use the suite's experiment.params.* "
-                             f"(conf/experiment/{suite.name}.yaml) or drop the override.")
-    return [(suite, suite.make_config(params, compact=cfg.experiment.compact))]
+    return [(suite, suite.make_config(params, groups, compact=cfg.experiment.compact))]
 
 
 def execute(cfg: DictConfig) -> list[Path]:
@@ -127,19 +66,22 @@ def execute(cfg: DictConfig) -> list[Path]:
     publish the planned jobs into ``cfg.publish_store`` (the results store behind ``results/``),
     write the suites' outputs and regenerate the report from the published store."""
     jobs = plan(cfg)
-    if not cfg.seeds:
+    seeds = [int(s) for s in cfg.seeds]
+    if not seeds:
         raise ValueError("seeds: empty, so no job would run. Fix: e.g. seeds=[0] or "
-                         "'seeds=[0,1,2]'.")
+                         "'seeds=[0,1,2]' or 'seeds=${range:0,100}'.")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds: {seeds} repeats a seed, which would run a job twice. Fix: "
+                         "list each seed once.")
     store = ResultStore(cfg.store)
     command = "python -m experiments.run " + shlex.join(_job_overrides())
     tracker = _mlflow(cfg)
     written: list[Path] = []
-    todo = [(s, c, seed) for s, c in jobs for seed in cfg.seeds]
-    bar = tqdm(total=len(todo), desc="jobs", disable=not cfg.progress)
+    bar = tqdm(total=len(jobs) * len(seeds), desc="jobs", disable=not cfg.progress)
     for suite, config in jobs:
         chash = config_hash(suite.name, config)
         pending = []
-        for seed in cfg.seeds:
+        for seed in seeds:
             if store.is_complete(suite.name, chash, seed):
                 tqdm.write(f"[skip] {suite.name} {chash} seed={seed}: already complete")
                 bar.update(1)
@@ -155,28 +97,28 @@ def execute(cfg: DictConfig) -> list[Path]:
     if cfg.write_outputs and cfg.publish_store:
         results = ResultStore(cfg.publish_store)
         if results.root.resolve() != store.root.resolve():
-            for suite, config, seed in todo:
-                store.publish(results, suite.name, config_hash(suite.name, config), seed)
+            for suite, config in jobs:
+                for seed in seeds:
+                    store.publish(results, suite.name, config_hash(suite.name, config), seed)
     if cfg.write_outputs:
         for suite, config in jobs:
-            _write_suite_outputs(cfg, results, suite, config)
+            _write_suite_outputs(cfg, results, suite, config, seeds)
     if cfg.report:
         from experiments.report import write_report
 
-        write_report(results, Path(cfg.results_root) / "REPORT.md")
+        report = write_report(results, Path(cfg.results_root) / "REPORT.md")
+        print(f"wrote {report}")
     return written
 
 
 def _run_seeds(suite, config, seeds: list[int], progress: bool):
-    """``(seed, rows)`` of each pending seed. A suite with ``run_batch`` runs them as one batch
-    (its seeds ``vmap``-ed, one compilation); rows are still stored one file per seed."""
-    if len(seeds) > 1 and hasattr(suite.module, "run_batch"):
-        rows = suite.module.run_batch(config, seeds=seeds, progress=progress)
-        for seed in seeds:
-            yield seed, rows[rows["seed"] == seed].reset_index(drop=True)
+    """``(seed, rows)`` of each pending seed, run as one batch (:meth:`Suite.rows`: the suite's
+    ``run_batch`` where it has one, its seeds ``vmap``-ed); stored one file per seed."""
+    if not seeds:
         return
+    rows = suite.rows(config, seeds=seeds, progress=progress)
     for seed in seeds:
-        yield seed, suite.module.run(config, seed=seed, progress=progress)
+        yield seed, rows[rows["seed"] == seed].reset_index(drop=True)
 
 
 def _job_overrides() -> list[str]:
@@ -192,27 +134,26 @@ def suite_output_dir(root: Path, suite, config) -> Path:
     """Where a suite's tables and figures go: ``<root>/<suite>/`` for its documented full-size
     config only, ``<root>/compact/<suite>/`` for the compact one, ``<root>/sweeps/<suite>/<config
     hash>/`` for any other (so sweeps never overwrite the committed outputs or each other)."""
-    if config == suite.config_class():
+    if config == suite.full_config():
         return root / suite.name
-    if config == suite.config_class.compact():
+    if config == suite.compact_config():
         return root / "compact" / suite.name
     return root / "sweeps" / suite.name / config_hash(suite.name, config)
 
 
-def _write_suite_outputs(cfg: DictConfig, store: ResultStore, suite, config) -> None:
+def _write_suite_outputs(cfg: DictConfig, store: ResultStore, suite, config,
+                         seeds: list[int]) -> None:
     rows = store.read(suite.name, config_hash(suite.name, config))
     if rows.empty:
         return
-    rows = rows[rows["seed"].isin(list(cfg.seeds))]
+    rows = rows[rows["seed"].isin(seeds)].reset_index(drop=True)
     out_dir = suite_output_dir(Path(cfg.results_root), suite, config)
-    if suite.name == "main":
-        suite.module.write_outputs(rows, out_dir)
-    elif hasattr(suite.module, "write_results"):
-        suite.module.write_results(rows, out_dir)
-    else:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        rows.to_csv(out_dir / f"{suite.name}.csv", index=False)
-        suite.module.plot(rows, out_dir)
+    table = suite.headline(rows)
+    if table is not None:
+        print(f"\n{suite.name}:")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for path in suite.outputs(rows, out_dir):
+        print(f"wrote {path}")
 
 
 def _mlflow(cfg: DictConfig):
@@ -240,6 +181,7 @@ def _mlflow(cfg: DictConfig):
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    enable_float64()  # this entry point owns its process (estimators.precision)
     execute(cfg)
 
 

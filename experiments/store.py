@@ -21,13 +21,24 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["ResultStore", "atomic_write", "config_hash", "flatten"]
+__all__ = ["ResultStore", "atomic_write", "config_hash", "dotted", "flatten"]
 
 
 def flatten(config: Any) -> dict[str, Any]:
-    """Dataclass -> ``{key: JSON-able value}`` (tuples become lists)."""
+    """Dataclass -> ``{key: JSON-able value}`` (tuples become lists, nested configs dicts)."""
     raw = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
     return json.loads(json.dumps(raw, default=str))
+
+
+def dotted(flat: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys: ``{"world": {"n_offers": 4}} -> {"world.n_offers": 4}``."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        if isinstance(value, dict):
+            out.update(dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def config_hash(suite: str, config: Any) -> str:
@@ -36,14 +47,24 @@ def config_hash(suite: str, config: Any) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     """``write(tmp)`` to a temporary file beside ``path``, then rename it into place: a reader
-    (or a parallel job) sees the old file or the new one, never half of one."""
+    (or a parallel job) sees the old file or the new one, never half of one. The file gets the
+    ordinary permissions of a new file (``0666`` less the umask: ``0644`` by default), not the
+    ``0600`` of a temporary file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -85,7 +106,7 @@ class ResultStore:
         out.insert(0, "seed", seed)
         out.insert(0, "config_hash", chash)
         out.insert(0, "suite", suite)
-        for key, value in flat.items():
+        for key, value in dotted(flat).items():
             if isinstance(value, str | int | float | bool) and f"cfg.{key}" not in out:
                 out[f"cfg.{key}"] = value
         path = self.job_path(suite, chash, seed)

@@ -35,7 +35,7 @@ def test_allocation_suite_contract_and_oracle(allocation_rows, tmp_path):
 
 def test_pacing_suite_contract(tmp_path):
     cfg = dataclasses.replace(pacing.PacingSuiteConfig.compact(), n_periods=4,
-                              n_per_period=800, n_seeds=1)
+                              n_per_period=800)
     df = pacing.run(cfg, seed=0, progress=False)
     assert {"metric", "value", "controller", "n", "seed", "period"} <= set(df.columns)
     assert set(df.controller) == set(pacing.CONTROLLERS)

@@ -218,8 +218,9 @@ def test_mlflow_tracking_logs_each_job(tmp_path):
     "world=k8", "world.n_binary=2", "world.n_continuous=3", "world.n_programs=1",
     "logging=holdout", "logging=warm_start", "logging.epsilon=0.2", "logging.temperature=1.0",
     "logging.prior_noise=0.5", "logging=holdout logging.offer=2", "logging.treat_prob=0.3",
-    "learner.value_alpha=2.0", "learner.cost_alpha=3.0", "policy.budget_per_user=2.5",
-    "ope.ci_level=0.9", "ope.estimators=[ips,snips]",
+    "learner.value.alpha=2.0", "learner.cost.alpha=3.0", "policy.budget_per_user=2.5",
+    "ope.ci_level=0.9", "ope.estimators=[ips,snips]", "learner.value.learner=dr",
+    "ope.lambda_=5.0",
 ])
 def test_every_global_group_field_reaches_the_main_job(override):
     """A sweep over any group key must produce a different main-job config (and hash), under
@@ -233,19 +234,19 @@ def test_every_global_group_field_reaches_the_main_job(override):
         assert config_hash("main", config) != config_hash("main", MainSuiteConfig())
 
 
-def test_group_settings_conflicts_and_unused_groups_fail_at_plan():
-    (_, config), = plan(_compose(["experiment=main", "experiment.params.budget_per_user=2.0"]))
-    assert config.budget_per_user == 2.0
-    with pytest.raises(ValueError, match="conflicts with policy.budget_per_user"):
-        plan(_compose(["experiment=main", "experiment.params.budget_per_user=2.0",
-                       "policy.budget_per_user=3.0"]))
-    with pytest.raises(ValueError, match="world.n_offers: suite 'horizons' does not read"):
-        plan(_compose(["experiment=horizons", "world=k8"]))
-    with pytest.raises(ValueError, match="learner.name"):
-        plan(_compose(["experiment=main", "learner.name=xgboost"]))
-    with pytest.raises(ValueError, match="MainSuiteConfig.estimators"):
-        plan(_compose(["experiment=main", "ope.estimators=[switch_dr]"]))
-    with pytest.raises(ValueError, match="MainSuiteConfig.logging_offer"):
+def test_group_settings_have_one_place_and_unused_groups_fail_at_plan():
+    (_, config), = plan(_compose(["experiment=main", "policy.budget_per_user=2.0"]))
+    assert config.policy.budget_per_user == 2.0
+    # a shared config is set in one place only: its group (no experiment.params copy to conflict)
+    with pytest.raises(ConfigCompositionException, match="budget_per_user"):
+        _compose(["experiment=main", "experiment.params.budget_per_user=2.0"])
+    with pytest.raises(ValueError, match="world.n_offers: suite 'hillstrom' does not use"):
+        plan(_compose(["experiment=hillstrom", "world=k8"]))
+    with pytest.raises(ValueError, match="learner"):
+        plan(_compose(["experiment=main", "learner.value.learner=xgboost"]))
+    with pytest.raises(ValueError, match="ope.estimators"):
+        plan(_compose(["experiment=main", "ope.estimators=[ipw]"]))
+    with pytest.raises(ValueError, match="offer"):
         plan(_compose(["experiment=main", "logging=holdout", "logging.offer=9"]))
     with pytest.raises(ValueError, match="LoggingConfig.kind"):
         plan(_compose(["experiment=main", "logging.kind=unifrom"]))

@@ -71,7 +71,8 @@ def test_make_learner_maps_config_fields_onto_the_learners():
         base=MLP(hidden=(8,), max_epochs=3, seed=4))
 
 
-@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("base", [b if b != "mlp" else pytest.param(b, marks=pytest.mark.slow)
+                                  for b in BASES])
 @pytest.mark.parametrize("learner", LEARNERS)
 def test_every_learner_and_base_builds_and_fits(learner, base, small_log, world_config):
     """Each combination fits a small world log (labels in [0, 1] for the logistic base: the

@@ -11,8 +11,7 @@ from experiments.suites.learners import LearnersSuiteConfig, plot, run, write_re
 
 def test_learners_suite_tiny_run_table_and_figures(tmp_path):
     cfg = LearnersSuiteConfig(worlds=(("uniform_k2", "uniform", 2),),
-                              learners=("zero", "ate", "t", "dr"), ns=(2_000,), n_eval=2_000,
-                              n_seeds=1)
+                              learners=("zero", "ate", "t", "dr"), ns=(2_000,), n_eval=2_000)
     df = run(cfg, seed=0, progress=False)
     assert {"metric", "value", "learner", "n", "seed", "head", "world"} <= set(df.columns)
     assert set(df.learner) == {"zero", "ate", "t", "dr"}
@@ -31,5 +30,5 @@ def test_learners_suite_tiny_run_table_and_figures(tmp_path):
 def test_learners_suite_config_validation():
     with pytest.raises(ValueError, match="unknown"):
         LearnersSuiteConfig(learners=("t", "magic"))
-    with pytest.raises(ValueError, match="n_seeds"):
-        dataclasses.replace(LearnersSuiteConfig.compact(), n_seeds=0)
+    with pytest.raises(ValueError, match="every n >= 500"):
+        dataclasses.replace(LearnersSuiteConfig.compact(), ns=(100,))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from experiments.configs import LoggingConfig, OPEConfig
 from experiments.main_benchmark import MainSuiteConfig, plot, run, summary_table
 
 
@@ -29,7 +30,7 @@ def test_learned_policy_is_between_no_offer_and_oracle(main_rows):
     learned = truth[("cost_aware_uplift", "policy_value")]
     assert truth[("no_offer", "policy_value")] < learned <= truth[("oracle", "policy_value")]
     # the oracle spends at most the budget in expectation (exact LP solution on the true uplift)
-    budget = MainSuiteConfig.compact().budget_per_user
+    budget = MainSuiteConfig.compact().policy.budget_per_user
     assert truth[("oracle", "policy_cost")] <= budget + 1e-9
 
 
@@ -37,7 +38,7 @@ def test_plot_and_bad_config(main_rows, tmp_path):
     paths = plot(main_rows, tmp_path)
     assert all(p.stat().st_size > 10_000 for p in paths)
     with pytest.raises(ValueError, match="logging"):
-        MainSuiteConfig(logging="confounded")
+        MainSuiteConfig(logging=LoggingConfig(kind="confounded"))
     with pytest.raises(ValueError, match="n_train"):
         MainSuiteConfig(n_train=5)
 
@@ -48,7 +49,8 @@ def test_seed_batch_equals_seed_by_seed():
 
     from experiments.main_benchmark import run_batch
 
-    cfg = MainSuiteConfig(n_train=2_000, n_eval=2_000, estimators=("ips", "snips", "dr"))
+    cfg = MainSuiteConfig(n_train=2_000, n_eval=2_000, ope=OPEConfig(estimators=("ips", "snips",
+                                                                                "dr")))
     batch = run_batch(cfg, seeds=[3, 4, 5], progress=False)
     single = pd.concat([run(cfg, seed=s, progress=False) for s in (3, 4, 5)], ignore_index=True)
     assert list(batch["seed"].unique()) == [3, 4, 5]

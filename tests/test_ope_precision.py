@@ -75,6 +75,7 @@ def _flat(v):
     return [float(v)]
 
 
+@pytest.mark.slow  # ~35 s; tests/test_precision.py covers the x64-off path in the default run
 def test_ope_is_float64_in_an_x64_off_process():
     assert jax.config.jax_enable_x64  # the session reference runs with x64 on (conftest)
     env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from experiments.configs import OPEConfig
 from experiments.suites.ope import OPESuiteConfig, plot, run, write_results
 
 
 @pytest.fixture(scope="module")
 def tiny_df():
-    cfg = OPESuiteConfig(estimators=("ips", "dr", "switch_dr"), ns=(500,), n_seeds=40,
-                         n_train=3_000, n_reference=20_000, chunk=40)
+    cfg = OPESuiteConfig(ope=OPEConfig(estimators=("ips", "dr", "switch_dr")), ns=(500,),
+                         n_replicates=40, n_train=3_000, n_reference=20_000, chunk=40)
     return run(cfg, seed=0, progress=False)
 
 
@@ -41,6 +42,6 @@ def test_suite_writes_table_and_figures(tiny_df, tmp_path):
 
 def test_suite_config_rejects_unknown_names():
     with pytest.raises(ValueError, match="estimators"):
-        OPESuiteConfig(estimators=("ipw",))
+        OPESuiteConfig(ope=OPEConfig(estimators=("ipw",)))
     with pytest.raises(ValueError, match="loggings"):
         OPESuiteConfig(loggings=("random",))

@@ -16,7 +16,8 @@ def _value(df, **where):
 
 
 def test_horizons_learning_label_ranks_better_than_accounting_label(tmp_path):
-    df = horizons.run(horizons.HorizonsSuiteConfig(n_train=(2_000,), n_eval=5_000), progress=False)
+    df = horizons.run(horizons.HorizonsSuiteConfig(n_train=(2_000,), n_eval=5_000), seed=0,
+                      progress=False)
     pehe_learn = _value(df, label="learning", metric="pehe_vs_accounting_uplift")
     pehe_acc = _value(df, label="accounting", metric="pehe_vs_accounting_uplift")
     assert pehe_learn < pehe_acc
@@ -25,7 +26,7 @@ def test_horizons_learning_label_ranks_better_than_accounting_label(tmp_path):
 
 def test_interference_competing_treatment_features_help_the_cost_head(tmp_path):
     cfg = interference.InterferenceSuiteConfig(program_reach=(2.0,), n_train=8_000, n_eval=5_000)
-    df = interference.run(cfg, progress=False)
+    df = interference.run(cfg, seed=0, progress=False)
     with_other = _value(df, features="x_and_other_programs", metric="pehe_cost")
     without = _value(df, features="x_only", metric="pehe_cost")
     assert with_other < without
@@ -33,7 +34,7 @@ def test_interference_competing_treatment_features_help_the_cost_head(tmp_path):
 
 
 def test_drift_stale_cost_head_loses_calibration(tmp_path):
-    df = drift.run(drift.DriftSuiteConfig(periods=(8,), n_train=5_000, n_eval=5_000),
+    df = drift.run(drift.DriftSuiteConfig(periods=(8,), n_train=5_000, n_eval=5_000), seed=0,
                    progress=False)
     stale = _value(df, policy="stale_period0", metric="cost_head_calibration_gap")
     fresh = _value(df, policy="retrained", metric="cost_head_calibration_gap")

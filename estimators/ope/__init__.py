@@ -73,7 +73,12 @@ from estimators.ope.api import (
     snips,
     switch_dr,
 )
-from estimators.ope.inference import bootstrap, incremental_roi, paired_difference
+from estimators.ope.inference import (
+    bootstrap,
+    incremental_roi,
+    paired_difference,
+    paired_difference_batch,
+)
 from estimators.ope.passes import CHUNK_ROWS
 from estimators.ope.records import Estimate, UnsupportedActionWarning
 from estimators.ope.registry import (
@@ -103,6 +108,7 @@ __all__ = [
     "incremental_roi",
     "ips",
     "paired_difference",
+    "paired_difference_batch",
     "sndr",
     "snips",
     "switch_dr",

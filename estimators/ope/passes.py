@@ -25,7 +25,7 @@ from estimators.ope.records import Estimate
 from estimators.ope.registry import REGISTRY
 
 __all__ = ["CHUNK_ROWS", "evaluate", "evaluate_batch", "evaluate_chunked", "finish", "locate",
-           "rows_jit"]
+           "paired_batch", "rows_jit"]
 
 # NumPy (host) inputs with more rows than 4 * CHUNK_ROWS are reduced chunk by chunk: each chunk
 # of the (n, K+1) arrays is copied to the device into a reused buffer and reduced to per-row
@@ -77,6 +77,26 @@ def evaluate_batch(name: str, reward, action, pscore, action_dist, q_hat, loggin
         return est, fl
 
     return jax.vmap(one)(reward, action, pscore, action_dist, q_hat, logging_dist)
+
+
+@partial(jax.jit, static_argnames=("name",))
+def paired_batch(name: str, reward, action, pscore, action_dist, baseline_dist, q_hat, lambda_,
+                 z) -> tuple[Estimate, Flags, Flags]:
+    """``V(pi) - V(pi_0)`` on S logs: :func:`evaluate` of both policies ``vmap``-ed over the seed
+    axis, the paired influence terms ``phi(pi) - phi(pi_0)`` giving the difference's analytic CI
+    (the estimate's diagnostics are those of ``pi``)."""
+
+    def one(r, a, p, pi, pi0, qh):
+        new, fl_new, phi_new = evaluate(name, r, a, p, pi, qh, None, lambda_, z)
+        old, fl_old, phi_old = evaluate(name, r, a, p, pi0, qh, None, lambda_, z)
+        d = phi_new - phi_old
+        n = d.shape[0]
+        se = jnp.sqrt(jnp.sum((d - jnp.mean(d)) ** 2) / (n - 1) / n)
+        value = new.value - old.value
+        return new._replace(value=value, stderr=se, ci_low=value - z * se,
+                            ci_high=value + z * se), fl_new, fl_old
+
+    return jax.vmap(one)(reward, action, pscore, action_dist, baseline_dist, q_hat)
 
 
 def _locate(reward, action, pscore, action_dist, q_hat, logging_dist) -> Located:

@@ -1,5 +1,6 @@
-"""Shared glue for the world-effect suites (horizons, interference, drift): fit cost-aware uplift
-heads on a log, allocate a budget on an evaluation population, and score the policy by the truth."""
+"""Shared glue for the world-effect suites (horizons, interference, drift): fit one uplift head
+from its config on a log, allocate a budget on an evaluation population, score the policy by truth.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from estimators.base import Ridge
-from estimators.uplift import TLearner
+from estimators.heads import HeadConfig, make_learner
 from policies.allocation import allocate
 from simulators import LoggedData, policy_truth
 
@@ -19,10 +19,11 @@ class Scored(NamedTuple):
     incremental_cost: float
 
 
-def fit_tau(features: np.ndarray, log: LoggedData, label: np.ndarray, eval_features: np.ndarray,
-            alpha: float = 1.0) -> np.ndarray:
-    """T-learner with a ridge base fitted on ``label``; predicted ``tau`` on ``eval_features``."""
-    learner = TLearner(base=Ridge(alpha=alpha))
+def fit_tau(head: HeadConfig, features: np.ndarray, log: LoggedData, label: np.ndarray,
+            eval_features: np.ndarray) -> np.ndarray:
+    """The head's learner (:func:`estimators.heads.make_learner`) fitted on ``label``; its
+    predicted ``tau`` on ``eval_features``."""
+    learner = make_learner(head)
     learner.fit(features, log.action, label, action_prob=log.action_prob, n_actions=log.n_actions)
     return np.asarray(learner.predict_tau(eval_features))
 

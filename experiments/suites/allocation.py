@@ -8,8 +8,7 @@ Per seed: a uniformly randomised training log fits T-learner ridge heads for val
 fresh evaluation population is allocated by every policy at each budget level and scored by the
 world's exact truth (``policy_truth``). Budgets are per user (total budget = level x n_eval).
 
-Run ``python -m experiments.suites.allocation [--compact]`` to write the table and figures to
-``results/allocation/``.
+Run ``python -m experiments.run experiment=allocation 'seeds=[0,1,2,3,4]'`` (``make results``).
 """
 
 from __future__ import annotations
@@ -17,26 +16,19 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import jax
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from estimators.base import Logistic, Ridge
-from estimators.uplift import TLearner
-from experiments.suites._cli import suite_main
+from estimators.base import Logistic
+from estimators.heads import make_heads
+from experiments.configs import HeadsConfig, LoggingConfig, WorldConfig
+from experiments.store import atomic_write
+from experiments.suites._plotting import pyplot, save
+from experiments.suites.base import Suite, stream
 from policies import baselines
-from simulators import (
-    LoggingConfig,
-    WorldConfig,
-    default_params,
-    policy_truth,
-    simulate,
-)
+from simulators import default_params, policy_truth, simulate
+
+__all__ = ["POLICIES", "SUITE", "AllocationSuiteConfig", "plot", "run", "write_results"]
 
 POLICIES = ("oracle", "cost_aware_uplift", "value_only_uplift", "propensity_targeting",
             "lifecycle_rule", "random")
@@ -48,22 +40,22 @@ class AllocationSuiteConfig:
     ``lifecycle_offers``: segment -> offer for the heuristic (0 new, 1 active, 2 lapsed);
     ``propensity_offer``: the fixed offer of propensity targeting."""
 
+    world: WorldConfig = WorldConfig()
+    logging: LoggingConfig = LoggingConfig()
+    learner: HeadsConfig = HeadsConfig()
     n_train: int = 40_000
     n_eval: int = 20_000
-    n_seeds: int = 5
     budget_levels: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
-    ridge_alpha: float = 1.0
     propensity_offer: int = 1
     lifecycle_offers: tuple[tuple[int, int], ...] = ((0, 1), (2, 2))
-    n_offers: int = 4
 
     @classmethod
     def compact(cls) -> AllocationSuiteConfig:
-        return cls(n_train=8_000, n_eval=4_000, n_seeds=2, budget_levels=(0.1, 0.4, 1.6))
+        return cls(n_train=8_000, n_eval=4_000, budget_levels=(0.1, 0.4, 1.6))
 
     def __post_init__(self) -> None:
-        if self.n_train < 100 or self.n_eval < 10 or self.n_seeds < 1:
-            raise ValueError("AllocationSuiteConfig: n_train >= 100, n_eval >= 10, n_seeds >= 1.")
+        if self.n_train < 100 or self.n_eval < 10:
+            raise ValueError("AllocationSuiteConfig: n_train >= 100, n_eval >= 10.")
         if not self.budget_levels or min(self.budget_levels) < 0:
             raise ValueError("AllocationSuiteConfig.budget_levels: non-empty, all >= 0.")
 
@@ -72,19 +64,20 @@ def _features(x: np.ndarray, segment: np.ndarray) -> np.ndarray:
     return np.concatenate([x, np.eye(3)[segment]], axis=1)
 
 
-def _one_seed(cfg: AllocationSuiteConfig, seed: int, world: WorldConfig, params) -> list[dict]:
-    k_train, k_eval, k_pol = jax.random.split(jax.random.key(seed), 3)
-    train = simulate(k_train, params, world, cfg.n_train, LoggingConfig(kind="uniform"))
-    ev = simulate(k_eval, params, world, cfg.n_eval, LoggingConfig(kind="uniform"))
+def run(cfg: AllocationSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
+    """Tidy rows: policy, budget_per_user, seed, n, metric, value (per-user means). Streams:
+    ``stream(seed, "train")``, ``stream(seed, "eval")`` (the training log follows ``logging``, the
+    evaluation population is uniform), ``stream(seed, "policy", level, i)`` for the random
+    baselines at each budget level."""
+    world = cfg.world
+    params = default_params(world)
+    train = simulate(stream(seed, "train"), params, world, cfg.n_train, cfg.logging)
+    ev = simulate(stream(seed, "eval"), params, world, cfg.n_eval, LoggingConfig(kind="uniform"))
     f_train = _features(train.x, train.segment)
     f_eval = _features(ev.x, ev.segment)
-    heads = {}
-    for name, label in (("value", train.value), ("cost", train.cost)):
-        learner = TLearner(base=Ridge(alpha=cfg.ridge_alpha))
-        learner.fit(f_train, train.action, label, action_prob=train.action_prob,
-                    n_actions=world.n_actions)
-        heads[name] = np.asarray(learner.predict_tau(f_eval))
-    tv_hat, tc_hat = heads["value"], heads["cost"]
+    heads = make_heads(cfg.learner).fit(f_train, train.action, value=train.value, cost=train.cost,
+                                        action_prob=train.action_prob, n_actions=world.n_actions)
+    tv_hat, tc_hat = (np.asarray(t) for t in heads.predict_tau(f_eval))
     no_offer = train.action == 0
     buy = Logistic(alpha=1.0)
     buy_params = buy.fit(f_train[no_offer], (train.value[no_offer] > 0).astype(np.float64))
@@ -93,7 +86,7 @@ def _one_seed(cfg: AllocationSuiteConfig, seed: int, world: WorldConfig, params)
     rows = []
     for level in cfg.budget_levels:
         budget = level * cfg.n_eval
-        keys = jax.random.split(jax.random.fold_in(k_pol, int(level * 1e6)), 2)
+        keys = [stream(seed, "policy", round(level * 1e6), i) for i in range(2)]
         allocs = {
             "oracle": baselines.oracle(tv, tc, budget=budget, eligible=e),
             "cost_aware_uplift": baselines.cost_aware_uplift(tv_hat, tc_hat, budget=budget,
@@ -121,16 +114,6 @@ def _one_seed(cfg: AllocationSuiteConfig, seed: int, world: WorldConfig, params)
                                    if t.incremental_cost > 0 else np.nan)):
                 rows.append({"policy": p, "budget_per_user": level, "seed": seed,
                              "n": cfg.n_eval, "metric": metric, "value": float(value)})
-    return rows
-
-
-def run(cfg: AllocationSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    """Tidy rows: policy, budget_per_user, seed, n, metric, value (per-user means)."""
-    world = WorldConfig(n_offers=cfg.n_offers)
-    params = default_params(world)
-    rows: list[dict] = []
-    for s in tqdm(range(cfg.n_seeds), desc="allocation suite", disable=not progress):
-        rows.extend(_one_seed(cfg, seed * 1000 + s, world, params))
     return pd.DataFrame(rows)
 
 
@@ -144,8 +127,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 
 def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Value vs budget, regret vs budget, realised cost vs budget (mean +- 1 s.e. over seeds)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
     s = summary(df)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     for ax, metric, title in zip(axes, ("incremental_value", "regret", "incremental_cost"),
@@ -164,18 +146,14 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    path = out_dir / "allocation_vs_budget.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [save(fig, out_dir, "allocation_vs_budget.png")]
 
 
 def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """CSV of all rows, a markdown table of means +- s.e., and the figure."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out_dir / "allocation.csv", index=False)
+    csv = out_dir / "allocation.csv"
+    atomic_write(csv, lambda tmp: df.to_csv(tmp, index=False))
     s = summary(df)
     lines = []
     for metric in ("incremental_value", "regret", "incremental_cost", "roi"):
@@ -191,13 +169,9 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
             lines.append(f"| {p} | " + " | ".join(cells) + " |")
         lines.append("")
     md = out_dir / "allocation.md"
-    md.write_text("\n".join(lines))
-    return [out_dir / "allocation.csv", md, *plot(df, out_dir)]
+    atomic_write(md, lambda tmp: Path(tmp).write_text("\n".join(lines)))
+    return [csv, md, *plot(df, out_dir)]
 
 
-def main() -> None:
-    suite_main(__doc__, AllocationSuiteConfig, run, write_results, Path("results/allocation"))
-
-
-if __name__ == "__main__":
-    main()
+SUITE = Suite(name="allocation", config_class=AllocationSuiteConfig, run=run, plot=plot,
+              write=write_results, key_columns=("policy", "budget_per_user", "n"))

@@ -14,34 +14,38 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from estimators.base import Ridge
+from estimators.heads import HeadConfig, make_learner
 from estimators.metrics import pehe
 from estimators.ope import dr, ips
-from estimators.uplift import TLearner
+from experiments.configs import LoggingConfig, PolicyConfig, WorldConfig
 from experiments.plugins import as_learner, as_ope, instantiate
 from experiments.suites._plotting import pyplot, save
+from experiments.suites.base import Suite, stream
 from policies.allocation import allocate
-from simulators import LoggingConfig, WorldConfig, default_params, policy_truth, simulate
+from simulators import default_params, policy_truth, simulate
 
-__all__ = ["ByoSuiteConfig", "plot", "run"]
+__all__ = ["SUITE", "ByoSuiteConfig", "plot", "run"]
 
-REFERENCE = {"_target_": "estimators.uplift.TLearner",
-             "base": {"_target_": "estimators.base.Ridge", "alpha": 1.0}}
+# the reference: allocbench's default head (a T-learner on ridge, estimators.heads.HeadConfig())
+REFERENCE = HeadConfig()
 
 
 @dataclasses.dataclass(frozen=True)
 class ByoSuiteConfig:
+    """``learner`` / ``ope``: the plug-ins' ``_target_`` specs (``experiment.params.learner``;
+    not the global ``learner`` group, which configures allocbench's own heads)."""
+
+    world: WorldConfig = WorldConfig()
+    logging: LoggingConfig = LoggingConfig()
+    policy: PolicyConfig = PolicyConfig()
     learner: dict | None = None  # a _target_ spec; None = the reference learner itself
     ope: dict | None = None  # a _target_ spec of an OPE function/object; None = none
     n_train: int = 10_000
     n_eval: int = 10_000
-    logging: str = "uniform"
-    budget_per_user: float = 1.0
 
     def __post_init__(self) -> None:
         # checked at start-up (plan), not when the job reaches the plug-in
@@ -53,7 +57,6 @@ class ByoSuiteConfig:
                 raise ValueError(f"ByoSuiteConfig.{name}: needs a '_target_'. Fix: "
                                  f"{name}={{'_target_': 'my_module.MyObject'}}.")
             _check_importable(f"ByoSuiteConfig.{name}._target_", spec["_target_"])
-        LoggingConfig(kind=self.logging)  # a misspelt logger fails here
 
     @classmethod
     def compact(cls) -> ByoSuiteConfig:
@@ -71,30 +74,31 @@ def _check_importable(field: str, target: str) -> None:
                          "importable class or function, with its package installed.") from err
 
 
-def _fit_heads(spec: dict, train) -> tuple[Any, Any]:
+def _fit_heads(spec: dict | None, train) -> tuple[Any, Any]:
+    """Two heads from a plug-in spec (or the reference head config when ``spec`` is None)."""
     heads = []
     for label in (train.value, train.cost):
-        learner = as_learner(instantiate(dict(spec)))
+        learner = make_learner(REFERENCE) if spec is None else as_learner(instantiate(dict(spec)))
         learner.fit(train.x, train.action, label, action_prob=train.action_prob,
                     n_actions=train.n_actions)
         heads.append(learner)
     return heads[0], heads[1]
 
 
-def run(cfg: ByoSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    world = WorldConfig()
+def run(cfg: ByoSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
+    """Streams ``stream(seed, "train")`` and ``stream(seed, "eval")``."""
+    world = cfg.world
     params = default_params(world)
-    k_train, k_eval = jax.random.split(jax.random.key(seed))
-    train = simulate(k_train, params, world, cfg.n_train, LoggingConfig(kind=cfg.logging))
-    evaluation = simulate(k_eval, params, world, cfg.n_eval, LoggingConfig(kind=cfg.logging))
+    train = simulate(stream(seed, "train"), params, world, cfg.n_train, cfg.logging)
+    evaluation = simulate(stream(seed, "eval"), params, world, cfg.n_eval, cfg.logging)
     truth = evaluation.truth
-    budget = cfg.budget_per_user * evaluation.n
+    budget = cfg.policy.budget_per_user * evaluation.n
     elig = evaluation.eligible
     oracle = policy_truth(truth, np.asarray(allocate(truth.tau_value, truth.tau_cost,
                                                      budget=budget, eligible=elig).action_dist),
                           eligible=elig)
     rows, plugin_dist = [], None
-    learners = {"plugin": cfg.learner or REFERENCE, "reference_t_ridge": REFERENCE}
+    learners = {"plugin": cfg.learner, "reference_t_ridge": None}
     for name, spec in tqdm(learners.items(), desc="byo", disable=not progress, leave=False):
         head_v, head_c = _fit_heads(spec, train)
         tau_v = np.asarray(head_v.predict_tau(evaluation.x), dtype=np.float64)
@@ -103,7 +107,8 @@ def run(cfg: ByoSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Data
                                    eligible=evaluation.eligible).action_dist)
         plugin_dist = dist if name == "plugin" else plugin_dist
         t = policy_truth(truth, dist, eligible=elig)
-        common = dict(seed=seed, learner=name, target=str(spec["_target_"]))
+        target = "estimators.heads.HeadConfig()" if spec is None else str(spec["_target_"])
+        common = dict(seed=seed, learner=name, target=target)
         rows += [
             dict(common, metric="pehe_value", value=pehe(tau_v, truth.tau_value,
                                                          evaluation.eligible)),
@@ -114,7 +119,7 @@ def run(cfg: ByoSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Data
             dict(common, metric="regret", value=oracle.incremental_value - t.incremental_value),
         ]
     if cfg.ope:
-        q_hat = np.asarray(TLearner(base=Ridge()).fit(
+        q_hat = np.asarray(make_learner(REFERENCE).fit(
             train.x, train.action, train.value, n_actions=train.n_actions).predict_mu(evaluation.x))
         true_value = policy_truth(truth, plugin_dist, eligible=elig).value
         kw = dict(reward=evaluation.value, action=evaluation.action, pscore=evaluation.pscore,
@@ -125,7 +130,9 @@ def run(cfg: ByoSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Data
             common = dict(seed=seed, learner="plugin", estimator=name)
             rows += [dict(common, metric="ope_estimate", value=float(est.value)),
                      dict(common, metric="ope_error", value=float(est.value) - true_value)]
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    df["estimator"] = df["estimator"].fillna("") if "estimator" in df else ""
+    return df
 
 
 def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -138,3 +145,8 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_title(metric.replace("_", " "))
         ax.grid(alpha=0.3, axis="y")
     return [save(fig, out_dir, "byo.png")]
+
+
+SUITE = Suite(name="byo", config_class=ByoSuiteConfig, run=run, plot=plot,
+              key_columns=("learner", "estimator"),
+              in_default=False)  # needs a plug-in to be meaningful

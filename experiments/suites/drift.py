@@ -12,25 +12,28 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import jax
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from experiments.configs import HeadsConfig, LoggingConfig, PolicyConfig, WorldConfig
 from experiments.suites._plotting import metric_panels
 from experiments.suites._world_glue import allocate_and_score, fit_tau
-from simulators import LoggingConfig, WorldConfig, default_params, simulate
+from experiments.suites.base import Suite, stream
+from simulators import default_params, simulate
 
-__all__ = ["DriftSuiteConfig", "plot", "run"]
+__all__ = ["SUITE", "DriftSuiteConfig", "plot", "run"]
 
 
 @dataclasses.dataclass(frozen=True)
 class DriftSuiteConfig:
+    world: WorldConfig = WorldConfig()
+    logging: LoggingConfig = LoggingConfig()
+    learner: HeadsConfig = HeadsConfig()
+    policy: PolicyConfig = PolicyConfig()
     periods: tuple[int, ...] = (0, 2, 4, 8, 12)
     n_train: int = 20_000
     n_eval: int = 20_000
-    budget_per_user: float = 1.0
-    ridge_alpha: float = 1.0
 
     def __post_init__(self) -> None:
         if any(t < 0 for t in self.periods):
@@ -41,23 +44,25 @@ class DriftSuiteConfig:
         return cls(periods=(0, 6), n_train=8_000, n_eval=8_000)
 
 
-def run(cfg: DriftSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    world = WorldConfig()
+def run(cfg: DriftSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
+    """Streams: ``stream(seed, "base")`` (the period-0 training log of the stale policy), and per
+    period ``t`` ``stream(seed, "train", t)`` and ``stream(seed, "eval", t)``."""
+    world = cfg.world
     params = default_params(world)
-    key = jax.random.key(seed)
-    base = simulate(jax.random.fold_in(key, 10_000), params, world, cfg.n_train, LoggingConfig())
+    budget = cfg.policy.budget_per_user
+    base = simulate(stream(seed, "base"), params, world, cfg.n_train, cfg.logging)
     rows = []
     for t in tqdm(cfg.periods, desc="drift", disable=not progress, leave=False):
-        k_train, k_eval = jax.random.split(jax.random.fold_in(key, t))
-        evaluation = simulate(k_eval, params, world, cfg.n_eval, LoggingConfig(), period=t)
-        fresh = simulate(k_train, params, world, cfg.n_train, LoggingConfig(), period=t)
+        evaluation = simulate(stream(seed, "eval", t), params, world, cfg.n_eval, cfg.logging,
+                              period=t)
+        fresh = simulate(stream(seed, "train", t), params, world, cfg.n_train, cfg.logging,
+                         period=t)
         truth = evaluation.truth
-        oracle = allocate_and_score(truth.tau_value, truth.tau_cost, evaluation,
-                                    cfg.budget_per_user)
+        oracle = allocate_and_score(truth.tau_value, truth.tau_cost, evaluation, budget)
         for policy, train in (("stale_period0", base), ("retrained", fresh)):
-            tau_v = fit_tau(train.x, train, train.value, evaluation.x, cfg.ridge_alpha)
-            tau_c = fit_tau(train.x, train, train.cost, evaluation.x, cfg.ridge_alpha)
-            scored = allocate_and_score(tau_v, tau_c, evaluation, cfg.budget_per_user)
+            tau_v = fit_tau(cfg.learner.value, train.x, train, train.value, evaluation.x)
+            tau_c = fit_tau(cfg.learner.cost, train.x, train, train.cost, evaluation.x)
+            scored = allocate_and_score(tau_v, tau_c, evaluation, budget)
             # monitoring: does the cost head still match the period's realised cost on offers?
             offered = evaluation.action > 0
             rows_idx = np.arange(evaluation.n)[offered]
@@ -69,7 +74,7 @@ def run(cfg: DriftSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Da
                 dict(common, metric="regret", value=oracle.incremental_value
                      - scored.incremental_value),
                 dict(common, metric="overspend_per_user",
-                     value=scored.incremental_cost - cfg.budget_per_user),
+                     value=scored.incremental_cost - budget),
                 dict(common, metric="cost_head_calibration_gap", value=cost_gap),
             ]
         shift = float(np.linalg.norm(evaluation.x.mean(0) - base.x.mean(0)))
@@ -84,3 +89,7 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     metrics = ("true_incremental_value", "overspend_per_user", "cost_head_calibration_gap")
     return [metric_panels(df, metrics, series="policy", x="period", xlabel="deployment period",
                           out_dir=out_dir, name="drift.png", zero_line=True)]
+
+
+SUITE = Suite(name="drift", config_class=DriftSuiteConfig, run=run, plot=plot,
+              key_columns=("period", "policy"))

@@ -18,25 +18,29 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from estimators.base import Ridge
+from estimators.crossfit import fold_ids
+from estimators.heads import make_learner
 from estimators.ope import estimate, paired_difference
-from estimators.uplift import TLearner
+from experiments.configs import HeadsConfig
 from experiments.suites._plotting import pyplot, save
+from experiments.suites.base import Suite, stream
 from policies.allocation import allocate
 from simulators.hillstrom import default_path, load_hillstrom
 
-__all__ = ["HillstromSuiteConfig", "plot", "run", "unavailable"]
+__all__ = ["SUITE", "HillstromSuiteConfig", "plot", "run", "unavailable"]
 
 
 @dataclasses.dataclass(frozen=True)
 class HillstromSuiteConfig:
     """``emailed_share``: share of customers the uplift policy may e-mail (the budget is
-    ``emailed_share * n * cost_per_email``); ``cost_per_email`` the sending cost (spend units)."""
+    ``emailed_share * n * cost_per_email``); ``cost_per_email`` the sending cost (spend units);
+    ``learner.value``: the spend head (the cost of an e-mail is known, no cost head is fitted);
+    ``path``: another copy of the data (default: the vendored, checksum-verified file)."""
 
+    learner: HeadsConfig = HeadsConfig()
     path: str | None = None
     emailed_share: float = 0.5
     cost_per_email: float = 0.1
-    ridge_alpha: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.emailed_share <= 1.0:
@@ -56,20 +60,21 @@ def unavailable(cfg: HillstromSuiteConfig) -> str | None:
     path = Path(cfg.path) if cfg.path else default_path()
     if path.is_file():
         return None
-    return (f"Hillstrom CSV not found at {path} (set ALLOCBENCH_HILLSTROM or "
-            "experiment.params.path to the MineThatData hillstrom.csv)")
+    return (f"Hillstrom CSV not found at {path} (the project vendors it as "
+            "simulators/datasets/hillstrom.csv.gz: restore it from git, or point "
+            "ALLOCBENCH_HILLSTROM / experiment.params.path at a copy of the MineThatData file)")
 
 
-def run(cfg: HillstromSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+def run(cfg: HillstromSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
+    """Rows per (policy, metric, estimator). Stream: ``stream(seed, "folds")`` (the 2 folds)."""
     log = load_hillstrom(cfg.path, cost_per_email=cfg.cost_per_email)
     n, k1 = log.n, log.n_actions
-    rng = np.random.default_rng(seed)
-    fold = rng.permutation(n) % 2
+    fold = np.asarray(fold_ids(n, 2, stream(seed, "folds")))
     tau_v = np.zeros((n, k1))
     mu_v = np.zeros((n, k1))
     for f in tqdm((0, 1), desc="hillstrom folds", disable=not progress, leave=False):
         train, test = fold != f, fold == f
-        learner = TLearner(base=Ridge(alpha=cfg.ridge_alpha))
+        learner = make_learner(cfg.learner.value)
         learner.fit(log.x[train], log.action[train], log.value[train],
                     action_prob=log.action_prob[train], n_actions=k1)
         mu_v[test] = np.asarray(learner.predict_mu(log.x[test]))
@@ -116,3 +121,7 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     ax.legend()
     ax.grid(alpha=0.3)
     return [save(fig, out_dir, "hillstrom.png")]
+
+
+SUITE = Suite(name="hillstrom", config_class=HillstromSuiteConfig, run=run, plot=plot,
+              unavailable=unavailable, key_columns=("policy", "metric", "estimator"))

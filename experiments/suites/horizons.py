@@ -12,24 +12,27 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import jax
 import pandas as pd
 from tqdm.auto import tqdm
 
 from estimators.metrics import pehe
+from experiments.configs import HeadsConfig, LoggingConfig, PolicyConfig, WorldConfig
 from experiments.suites._plotting import metric_panels
 from experiments.suites._world_glue import allocate_and_score, fit_tau
-from simulators import LoggingConfig, WorldConfig, default_params, simulate
+from experiments.suites.base import Suite, stream
+from simulators import default_params, simulate
 
-__all__ = ["HorizonsSuiteConfig", "plot", "run"]
+__all__ = ["SUITE", "HorizonsSuiteConfig", "plot", "run"]
 
 
 @dataclasses.dataclass(frozen=True)
 class HorizonsSuiteConfig:
+    world: WorldConfig = WorldConfig()
+    logging: LoggingConfig = LoggingConfig()
+    learner: HeadsConfig = HeadsConfig()
+    policy: PolicyConfig = PolicyConfig()
     n_train: tuple[int, ...] = (2_000, 8_000, 32_000)
     n_eval: int = 20_000
-    budget_per_user: float = 1.0
-    ridge_alpha: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.n_train or min(self.n_train) < 200:
@@ -40,24 +43,22 @@ class HorizonsSuiteConfig:
         return cls(n_train=(2_000, 8_000), n_eval=8_000)
 
 
-def run(cfg: HorizonsSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    world = WorldConfig()
+def run(cfg: HorizonsSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
+    """Streams: ``stream(seed, "eval")``, ``stream(seed, "train", n)`` per training size."""
+    world = cfg.world
     params = default_params(world)
-    k_eval, k_train = jax.random.split(jax.random.key(seed))
-    evaluation = simulate(k_eval, params, world, cfg.n_eval, LoggingConfig())
+    evaluation = simulate(stream(seed, "eval"), params, world, cfg.n_eval, cfg.logging)
     truth = evaluation.truth
-    oracle = allocate_and_score(truth.tau_value_accounting, truth.tau_cost, evaluation,
-                                cfg.budget_per_user)
+    budget = cfg.policy.budget_per_user
+    oracle = allocate_and_score(truth.tau_value_accounting, truth.tau_cost, evaluation, budget)
     rows = []
-    keys = jax.random.split(k_train, len(cfg.n_train))
-    for n, key in tqdm(list(zip(cfg.n_train, keys, strict=True)), desc="horizons",
-                       disable=not progress, leave=False):
-        train = simulate(key, params, world, n, LoggingConfig())
-        tau_c = fit_tau(train.x, train, train.cost, evaluation.x, cfg.ridge_alpha)
+    for n in tqdm(cfg.n_train, desc="horizons", disable=not progress, leave=False):
+        train = simulate(stream(seed, "train", n), params, world, n, cfg.logging)
+        tau_c = fit_tau(cfg.learner.cost, train.x, train, train.cost, evaluation.x)
         for label_name, label in (("learning", train.value),
                                   ("accounting", train.value_accounting)):
-            tau_v = fit_tau(train.x, train, label, evaluation.x, cfg.ridge_alpha)
-            scored = allocate_and_score(tau_v, tau_c, evaluation, cfg.budget_per_user)
+            tau_v = fit_tau(cfg.learner.value, train.x, train, label, evaluation.x)
+            scored = allocate_and_score(tau_v, tau_c, evaluation, budget)
             common = dict(seed=seed, n=n, label=label_name)
             rows += [
                 dict(common, metric="pehe_vs_accounting_uplift",
@@ -76,3 +77,7 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     return [metric_panels(df, ("regret_accounting", "pehe_vs_accounting_uplift"), series="label",
                           x="n", xlabel="training rows", out_dir=out_dir, name="horizons.png",
                           logx=True, label="trained on {} label")]
+
+
+SUITE = Suite(name="horizons", config_class=HorizonsSuiteConfig, run=run, plot=plot,
+              key_columns=("n", "label"))

@@ -10,27 +10,30 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from estimators.metrics import pehe
+from experiments.configs import HeadsConfig, LoggingConfig, PolicyConfig, WorldConfig
 from experiments.suites._plotting import metric_panels
 from experiments.suites._world_glue import allocate_and_score, fit_tau
-from simulators import LoggingConfig, WorldConfig, default_params, simulate
+from experiments.suites.base import Suite, stream
+from simulators import default_params, simulate
 
-__all__ = ["InterferenceSuiteConfig", "plot", "run"]
+__all__ = ["SUITE", "InterferenceSuiteConfig", "plot", "run"]
 
 
 @dataclasses.dataclass(frozen=True)
 class InterferenceSuiteConfig:
+    world: WorldConfig = WorldConfig()
+    logging: LoggingConfig = LoggingConfig()
+    learner: HeadsConfig = HeadsConfig()
+    policy: PolicyConfig = PolicyConfig()
     program_reach: tuple[float, ...] = (0.0, 1.0, 2.0)  # multiplier of the programs' reach
     n_train: int = 20_000
     n_eval: int = 20_000
-    budget_per_user: float = 1.0
-    ridge_alpha: float = 1.0
 
     def __post_init__(self) -> None:
         if any(r < 0 for r in self.program_reach):
@@ -41,27 +44,28 @@ class InterferenceSuiteConfig:
         return cls(program_reach=(0.0, 2.0), n_train=8_000, n_eval=8_000)
 
 
-def run(cfg: InterferenceSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    world = WorldConfig()
+def run(cfg: InterferenceSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
+    """Streams ``stream(seed, "train")`` and ``stream(seed, "eval")``, the same at every reach
+    (common random numbers: the reach levels differ only by the programs' reach)."""
+    world = cfg.world
     base = default_params(world)
+    budget = cfg.policy.budget_per_user
     rows = []
     for reach in tqdm(cfg.program_reach, desc="interference", disable=not progress, leave=False):
         params = base._replace(program_prob=jnp.clip(base.program_prob * reach, 0.0, 0.95))
-        k_train, k_eval = jax.random.split(jax.random.fold_in(jax.random.key(seed), 0))
-        train = simulate(k_train, params, world, cfg.n_train, LoggingConfig())
-        evaluation = simulate(k_eval, params, world, cfg.n_eval, LoggingConfig())
+        train = simulate(stream(seed, "train"), params, world, cfg.n_train, cfg.logging)
+        evaluation = simulate(stream(seed, "eval"), params, world, cfg.n_eval, cfg.logging)
         truth = evaluation.truth
-        oracle = allocate_and_score(truth.tau_value, truth.tau_cost, evaluation,
-                                    cfg.budget_per_user)
+        oracle = allocate_and_score(truth.tau_value, truth.tau_cost, evaluation, budget)
         for features in ("x_only", "x_and_other_programs"):
             if features == "x_only":
                 f_train, f_eval = train.x, evaluation.x
             else:
                 f_train = np.hstack([train.x, train.other_actions])
                 f_eval = np.hstack([evaluation.x, evaluation.other_actions])
-            tau_v = fit_tau(f_train, train, train.value, f_eval, cfg.ridge_alpha)
-            tau_c = fit_tau(f_train, train, train.cost, f_eval, cfg.ridge_alpha)
-            scored = allocate_and_score(tau_v, tau_c, evaluation, cfg.budget_per_user)
+            tau_v = fit_tau(cfg.learner.value, f_train, train, train.value, f_eval)
+            tau_c = fit_tau(cfg.learner.cost, f_train, train, train.cost, f_eval)
+            scored = allocate_and_score(tau_v, tau_c, evaluation, budget)
             common = dict(seed=seed, program_reach=reach, features=features)
             share = float((evaluation.other_actions > 0).any(1).mean())
             rows += [
@@ -81,3 +85,7 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     return [metric_panels(df, ("regret", "pehe_value", "pehe_cost"), series="features",
                           x="program_reach", xlabel="other programs' reach (x default)",
                           out_dir=out_dir, name="interference.png")]
+
+
+SUITE = Suite(name="interference", config_class=InterferenceSuiteConfig, run=run, plot=plot,
+              key_columns=("program_reach", "features"))

@@ -9,43 +9,53 @@ evaluation log (Hajek bins, mean over offers), and fit time. Two baselines sit i
 a zero-effect predictor and a constant-effect predictor (per-offer ATE, propensity-weighted
 difference in means on the training log).
 
-Run ``python -m experiments.suites.learners [--compact]`` to write the table and figures to
-``results/learners/``.
+The compared meta-learners share the base model and penalty of each head's config (``learner``:
+value head ridge alpha 100, cost head ridge alpha 1 by default; the global ``learner`` group sets
+them). Run ``python -m experiments.run experiment=learners`` (``experiment.compact=true``: fast).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from estimators.base import MLP, Ridge
 from estimators.calibration import incremental_calibration
+from estimators.heads import HeadConfig, make_learner
 from estimators.metrics import best_offer, pehe, qini_coefficient, truth_gain
-from estimators.uplift import DRLearner, RLearner, SLearner, TLearner, XLearner
-from experiments.suites._cli import suite_main
-from simulators import LoggingConfig, WorldConfig, default_params, simulate
+from experiments.configs import HeadsConfig, LoggingConfig, WorldConfig
+from experiments.store import atomic_write
+from experiments.suites._plotting import pyplot, save
+from experiments.suites.base import Suite, stream
+from simulators import default_params, simulate
 
-__all__ = ["LearnersSuiteConfig", "plot", "run", "write_results"]
+__all__ = ["SUITE", "LearnersSuiteConfig", "plot", "run", "write_results"]
 
-LEARNERS = ("zero", "ate", "s", "t", "x", "dr", "r", "t_mlp")
+# compared learner -> its estimators.heads.HeadConfig fields over the head's config (base model
+# and penalty); zero and ate are the constant-effect baselines
+LEARNER_HEADS: dict[str, dict[str, Any]] = {
+    "s": {"learner": "s", "interactions": True}, "t": {"learner": "t"}, "x": {"learner": "x"},
+    "dr": {"learner": "dr"}, "r": {"learner": "r"},
+    "t_mlp": {"learner": "t", "base": "mlp", "mlp_hidden": (64, 64), "mlp_max_epochs": 40,
+              "mlp_batch_size": 512},
+}
+LEARNERS = ("zero", "ate", *LEARNER_HEADS)
 
 
 @dataclasses.dataclass(frozen=True)
 class LearnersSuiteConfig:
-    """``worlds``: (name, logging kind, n_offers); ``learners`` from :data:`LEARNERS`;
-    ``alpha_value`` / ``alpha_cost``: ridge penalties of the two heads."""
+    """``worlds``: (name, logging kind, n_offers) over the base ``world`` and ``logging``;
+    ``learners`` from :data:`LEARNERS`; ``learner``: the base model and penalty of each head."""
+
+    world: WorldConfig = WorldConfig()
+    logging: LoggingConfig = LoggingConfig(epsilon=0.2)
+    learner: HeadsConfig = HeadsConfig(value=HeadConfig(alpha=100.0), cost=HeadConfig(alpha=1.0))
 
     worlds: tuple[tuple[str, str, int], ...] = (
         ("uniform_k4", "uniform", 4),
@@ -55,9 +65,6 @@ class LearnersSuiteConfig:
     learners: tuple[str, ...] = LEARNERS
     ns: tuple[int, ...] = (2_000, 8_000, 32_000)
     n_eval: int = 20_000
-    n_seeds: int = 3
-    alpha_value: float = 100.0
-    alpha_cost: float = 1.0
     n_calibration_bins: int = 5
 
     def __post_init__(self) -> None:
@@ -65,15 +72,13 @@ class LearnersSuiteConfig:
         if unknown:
             raise ValueError(f"LearnersSuiteConfig.learners: unknown {sorted(unknown)}; choose "
                              f"from {LEARNERS}.")
-        if self.n_seeds < 1 or min(self.ns) < 500 or self.n_eval < 2000:
-            raise ValueError("LearnersSuiteConfig: need n_seeds >= 1, every n >= 500 and "
-                             "n_eval >= 2000.")
+        if min(self.ns) < 500 or self.n_eval < 2000:
+            raise ValueError("LearnersSuiteConfig: need every n >= 500 and n_eval >= 2000.")
 
     @classmethod
     def compact(cls) -> LearnersSuiteConfig:
         return cls(worlds=(("uniform_k4", "uniform", 4), ("skewed_k4", "epsilon_greedy", 4)),
-                   learners=("zero", "ate", "t", "dr", "r"), ns=(2_000, 8_000), n_eval=4_000,
-                   n_seeds=1)
+                   learners=("zero", "ate", "t", "dr", "r"), ns=(2_000, 8_000), n_eval=4_000)
 
 
 class _ConstantEffect:
@@ -100,19 +105,11 @@ class _ConstantEffect:
         return np.broadcast_to(self.c, (len(x), len(self.c))).copy()
 
 
-def _make(name: str, alpha: float) -> Any:
-    ridge = Ridge(alpha=alpha)
-    makers: dict[str, Callable[[], Any]] = {
-        "zero": lambda: _ConstantEffect(zero=True),
-        "ate": lambda: _ConstantEffect(zero=False),
-        "s": lambda: SLearner(base=ridge, interactions=True),
-        "t": lambda: TLearner(base=ridge),
-        "x": lambda: XLearner(base=ridge, final=ridge),
-        "dr": lambda: DRLearner(base=ridge, final=ridge),
-        "r": lambda: RLearner(base=ridge, alpha=alpha),
-        "t_mlp": lambda: TLearner(base=MLP(hidden=(64, 64), batch_size=512, max_epochs=40)),
-    }
-    return makers[name]()
+def _make(name: str, head: HeadConfig) -> Any:
+    """The compared learner ``name`` on the head's base model and penalty."""
+    if name in ("zero", "ate"):
+        return _ConstantEffect(zero=name == "zero")
+    return make_learner(dataclasses.replace(head, **LEARNER_HEADS[name]))
 
 
 def _calibration_error(tau: np.ndarray, log: Any, label: np.ndarray, n_bins: int) -> float:
@@ -123,32 +120,32 @@ def _calibration_error(tau: np.ndarray, log: Any, label: np.ndarray, n_bins: int
     return float(np.mean(errs))
 
 
-def run(cfg: LearnersSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+def run(cfg: LearnersSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
     """Tidy rows ``(world, logging, n, seed, learner, head, metric, value)``; metrics ``pehe``,
     ``qini_ratio`` (Qini coefficient / the true uplift's), ``calibration_error``, ``fit_seconds``
     (fit + predict wall time, including JIT compilation the first time a shape is seen).
+    Streams ``stream(seed, "train", world, n)`` and ``stream(seed, "eval", world, n)``.
     """
     rows: list[dict[str, Any]] = []
-    jobs = [(w, n, s) for w in cfg.worlds for n in cfg.ns for s in range(cfg.n_seeds)]
-    for (world_name, kind, n_offers), n, s in tqdm(jobs, desc="learners suite",
-                                                   disable=not progress):
-        world = WorldConfig(n_offers=n_offers)
+    jobs = [(w, n) for w in cfg.worlds for n in cfg.ns]
+    for (world_name, kind, n_offers), n in tqdm(jobs, desc="learners suite",
+                                                disable=not progress, leave=False):
+        world = dataclasses.replace(cfg.world, n_offers=n_offers)
         params = default_params(world)
-        key = jax.random.fold_in(jax.random.key(seed), s)
-        k_train, k_eval = jax.random.split(key)
-        logging = LoggingConfig(kind=kind, epsilon=0.2)
-        train = simulate(k_train, params, world, n, logging)
-        evaluation = simulate(k_eval, params, world, cfg.n_eval, LoggingConfig(kind="uniform"))
-        for head, label_train, label_eval, truth, alpha in (
+        logging = dataclasses.replace(cfg.logging, kind=kind)
+        train = simulate(stream(seed, "train", world_name, n), params, world, n, logging)
+        evaluation = simulate(stream(seed, "eval", world_name, n), params, world, cfg.n_eval,
+                              LoggingConfig(kind="uniform"))
+        for head, label_train, label_eval, truth, head_cfg in (
             ("value", train.value, evaluation.value, evaluation.truth.tau_value,
-             cfg.alpha_value),
-            ("cost", train.cost, evaluation.cost, evaluation.truth.tau_cost, cfg.alpha_cost),
+             cfg.learner.value),
+            ("cost", train.cost, evaluation.cost, evaluation.truth.tau_cost, cfg.learner.cost),
         ):
             truth = np.asarray(truth)
             chosen, score = best_offer(truth, evaluation.eligible)
             oracle_qini = qini_coefficient(score, truth_gain(truth, chosen))
             for learner_name in cfg.learners:
-                learner = _make(learner_name, alpha)
+                learner = _make(learner_name, head_cfg)
                 t0 = time.perf_counter()
                 learner.fit(train.x, train.action, label_train, train.action_prob,
                             world.n_actions)
@@ -164,7 +161,7 @@ def run(cfg: LearnersSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd
                     "fit_seconds": fit_seconds,
                 }
                 for metric, value in metrics.items():
-                    rows.append(dict(world=world_name, logging=kind, n=n, seed=s,
+                    rows.append(dict(world=world_name, logging=kind, n=n, seed=seed,
                                      learner=learner_name, head=head, metric=metric,
                                      value=float(value)))
     return pd.DataFrame(rows)
@@ -181,6 +178,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """PEHE of each head against n per learner (log-log), one panel per (world, head); and the
     Qini ratio at the largest n."""
+    plt = pyplot()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     s = summary(df)
@@ -203,10 +201,7 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
             ax.set_xlabel("n (training rows)")
             ax.set_ylabel("PEHE")
     axes[0, -1].legend(fontsize=7)
-    fig.tight_layout()
-    p1 = out_dir / "pehe_vs_n.png"
-    fig.savefig(p1, dpi=120)
-    plt.close(fig)
+    p1 = save(fig, out_dir, "pehe_vs_n.png")
 
     nmax = s.n.max()
     part = s[(s.n == nmax) & (s.metric == "qini_ratio")]
@@ -216,18 +211,15 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         t.plot.bar(ax=ax)
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_title(f"Qini / oracle Qini, {head} head, n={nmax}")
-    fig.tight_layout()
-    p2 = out_dir / "qini_ratio.png"
-    fig.savefig(p2, dpi=120)
-    plt.close(fig)
+    p2 = save(fig, out_dir, "qini_ratio.png")
     return [p1, p2]
 
 
 def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """CSV of all rows, a markdown table (mean ± s.e. over seeds) at the largest n, figures."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out_dir / "learners.csv", index=False)
+    csv = out_dir / "learners.csv"
+    atomic_write(csv, lambda tmp: df.to_csv(tmp, index=False))
     s = summary(df)
     nmax = s.n.max()
     lines = [f"Learners at n = {nmax} training rows (mean ± s.e. over seeds); the zero-effect "
@@ -246,13 +238,9 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
                 lines.append(f"| {learner} | " + " | ".join(cells) + " |")
             lines.append("")
     md = out_dir / "learners.md"
-    md.write_text("\n".join(lines))
-    return [out_dir / "learners.csv", md, *plot(df, out_dir)]
+    atomic_write(md, lambda tmp: Path(tmp).write_text("\n".join(lines)))
+    return [csv, md, *plot(df, out_dir)]
 
 
-def main() -> None:
-    suite_main(__doc__, LearnersSuiteConfig, run, write_results, Path("results/learners"))
-
-
-if __name__ == "__main__":
-    main()
+SUITE = Suite(name="learners", config_class=LearnersSuiteConfig, run=run, plot=plot,
+              write=write_results, key_columns=("world", "logging", "n", "learner", "head"))

@@ -1,13 +1,17 @@
 """OPE benchmark suite: estimators x logging policies x n x target policies, many seeds (vmapped).
 
-Per (logging, n): ``n_seeds`` logs from one ``simulate_batch`` call per chunk of seeds. Target
-policies (functions of the user, so each has a population value):
+Per (logging, n): ``n_replicates`` evaluation logs from one ``simulate_batch`` call per chunk.
+Replicates are the Monte Carlo axis of bias, RMSE and coverage *for one fixed target policy and
+outcome model* (trained once per job on an independent log); the job ``seed`` is the outer axis
+that redraws the training log, the models and the softmax target. Target policies (functions of
+the user, so each has a population value):
 
 * ``allocation``: the decision stage's policy. A ridge T-learner (value and cost heads) fitted on an
   independent uniform training log; ``policies.allocation.allocate`` on a reference population
   gives the budget multiplier (price) at ``budget_per_user``; the policy is the rule
   ``allocate_at_price`` at that price (row-wise, so applicable to any user);
-* ``softmax``: softmax of a fixed linear score of x over eligible actions (stochastic);
+* ``softmax``: softmax of a linear score of x over eligible actions (stochastic), its weights
+  drawn once per job from ``stream(seed, "softmax_target")``;
 * ``offer_1``: offer 1 to every eligible user (a one-hot incumbent).
 
 q_hat: the T-learner's per-action outcome predictions (fitted on the independent training log, so
@@ -18,7 +22,7 @@ measured against it. ``oracle``: the population value ``E_x[sum_a pi mu]`` avera
 Metrics per (logging, n, target, outcome, estimator): ``bias``, ``rmse``, ``coverage`` of the
 analytic 95% CI, ``ci_width`` (mean), ``bias_se`` (stderr of the bias over seeds), ``oracle``.
 
-Run ``python -m experiments.suites.ope [--compact] [--out results/ope]``.
+Run ``python -m experiments.run experiment=ope`` (``experiment.compact=true``: fast).
 """
 
 from __future__ import annotations
@@ -30,22 +34,27 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from estimators import ope
-from estimators.base import Ridge
-from estimators.uplift import TLearner
-from experiments.suites._cli import suite_main
+from estimators.heads import make_heads
+from experiments.configs import (
+    HeadConfig,
+    HeadsConfig,
+    LoggingConfig,
+    OPEConfig,
+    PolicyConfig,
+    WorldConfig,
+)
+from experiments.store import atomic_write
+from experiments.suites._plotting import pyplot, save
+from experiments.suites.base import Suite, stream
 from policies.allocation import allocate, allocate_at_price
-from simulators import LoggingConfig, WorldConfig, default_params, simulate, simulate_batch
+from simulators import default_params, simulate, simulate_batch
 
-__all__ = ["OPESuiteConfig", "plot", "run", "write_results"]
+__all__ = ["SUITE", "OPESuiteConfig", "plot", "run", "write_results"]
 
 TARGETS = ("allocation", "softmax", "offer_1")
 LOGGINGS = ("uniform", "warm_start", "epsilon_greedy")
@@ -53,43 +62,52 @@ LOGGINGS = ("uniform", "warm_start", "epsilon_greedy")
 
 @dataclasses.dataclass(frozen=True)
 class OPESuiteConfig:
-    """``epsilon``: exploration of the near-deterministic epsilon-greedy logger; ``lambda_``:
-    threshold of clipped IPS / switch-DR / DR-os; ``budget_per_user``: the allocation policy's
-    expected incremental cost per user; ``chunk``: seeds per ``simulate_batch`` call."""
+    """``loggings``: the logger kinds compared, each with the knobs of ``logging`` (``epsilon``:
+    exploration of the near-deterministic epsilon-greedy logger); ``ope``: estimators, CI level,
+    ``lambda_`` (threshold of clipped IPS / switch-DR / DR-os); ``policy.budget_per_user``: the
+    allocation policy's expected incremental cost per user; ``learner``: the target policy's and
+    ``q_hat``'s heads; ``n_replicates``: evaluation logs per (logging, n); ``chunk``: replicates
+    per ``simulate_batch`` call."""
 
-    estimators: tuple[str, ...] = ope.ESTIMATORS
+    world: WorldConfig = WorldConfig()
+    logging: LoggingConfig = LoggingConfig(epsilon=0.05)
+    learner: HeadsConfig = HeadsConfig(value=HeadConfig(alpha=100.0), cost=HeadConfig(alpha=1.0))
+    policy: PolicyConfig = PolicyConfig()
+    ope: OPEConfig = OPEConfig(estimators=ope.ESTIMATORS)
     loggings: tuple[str, ...] = LOGGINGS
     targets: tuple[str, ...] = TARGETS
     ns: tuple[int, ...] = (1_000, 4_000, 16_000)
-    n_seeds: int = 500
-    epsilon: float = 0.05
-    lambda_: float = 20.0
-    budget_per_user: float = 1.0
+    n_replicates: int = 500
     n_train: int = 20_000
     n_reference: int = 400_000
-    alpha: float = 0.05
     chunk: int = 100
 
     def __post_init__(self) -> None:
-        for field, allowed in (("estimators", ope.ESTIMATORS), ("loggings", LOGGINGS),
-                               ("targets", TARGETS)):
+        for field, allowed in (("loggings", LOGGINGS), ("targets", TARGETS)):
             unknown = set(getattr(self, field)) - set(allowed)
             if unknown:
                 raise ValueError(f"OPESuiteConfig.{field}: unknown {sorted(unknown)}; choose "
                                  f"from {allowed}.")
-        if self.n_seeds < 2 or min(self.ns) < 100 or self.chunk < 1:
-            raise ValueError("OPESuiteConfig: need n_seeds >= 2, every n >= 100, chunk >= 1.")
+        if self.n_replicates < 2 or min(self.ns) < 100 or self.chunk < 1:
+            raise ValueError("OPESuiteConfig: need n_replicates >= 2, every n >= 100, "
+                             "chunk >= 1.")
 
     @classmethod
     def compact(cls) -> OPESuiteConfig:
-        return cls(ns=(1_000,), n_seeds=100, n_train=5_000, n_reference=50_000)
+        return cls(ns=(1_000,), n_replicates=100, n_train=5_000, n_reference=50_000)
 
 
-def _softmax_policy(x: Any, eligible: Any) -> np.ndarray:
-    k1 = eligible.shape[-1]
-    w = np.random.default_rng(11).normal(0, 0.8, size=(x.shape[-1], k1))
-    score = np.where(eligible, x @ w, -np.inf)
-    return np.asarray(jax.nn.softmax(jnp.asarray(score), axis=-1))
+def _softmax_policy(key: jax.Array, n_features: int, n_actions: int
+                    ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The softmax target: ``pi(a|x) ~ exp(x . w_a)`` over eligible actions, ``w ~ N(0, 0.8^2)``
+    drawn once from ``key``."""
+    w = 0.8 * np.asarray(jax.random.normal(key, (n_features, n_actions)), dtype=np.float64)
+
+    def policy(x: Any, eligible: Any) -> np.ndarray:
+        score = np.where(eligible, x @ w, -np.inf)
+        return np.asarray(jax.nn.softmax(jnp.asarray(score), axis=-1))
+
+    return policy
 
 
 def _offer_1(x: Any, eligible: Any) -> np.ndarray:
@@ -102,12 +120,10 @@ def _offer_1(x: Any, eligible: Any) -> np.ndarray:
 class _Models:
     """The T-learner fitted once on an independent uniform log; q_hat and the allocation rule."""
 
-    def __init__(self, train: Any, ref: Any, budget_per_user: float) -> None:
-        self.value = TLearner(base=Ridge(alpha=100.0))
-        self.cost = TLearner(base=Ridge(alpha=1.0))
-        for learner, label in ((self.value, train.value), (self.cost, train.cost)):
-            learner.fit(train.x, train.action, label, action_prob=train.action_prob,
-                        n_actions=train.n_actions)
+    def __init__(self, heads: HeadsConfig, train: Any, ref: Any, budget_per_user: float) -> None:
+        fitted = make_heads(heads).fit(train.x, train.action, value=train.value, cost=train.cost,
+                                       action_prob=train.action_prob, n_actions=train.n_actions)
+        self.value, self.cost = fitted.value, fitted.cost
         tv, tc = self._tau(ref.x)
         self.price = float(allocate(tv, tc, budget=budget_per_user * len(tv),
                                     eligible=ref.eligible).budget_multiplier)
@@ -127,20 +143,21 @@ class _Models:
         return np.asarray(alloc.action_dist).reshape(eligible.shape)
 
 
-def _policies(models: _Models) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
-    return {"allocation": models.allocation, "softmax": _softmax_policy, "offer_1": _offer_1}
-
-
-def run(cfg: OPESuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    """Tidy rows ``(logging, n, target, outcome, estimator, metric, value, seed, n_seeds)``."""
-    world = WorldConfig()
+def run(cfg: OPESuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
+    """Tidy rows ``(logging, n, target, outcome, estimator, metric, value, seed, n_replicates)``.
+    Streams: ``stream(seed, "train")``, ``("reference")``, ``("softmax_target")`` and
+    ``stream(seed, "logs", logging, n)`` split into the replicates."""
+    world = cfg.world
     params = default_params(world)
-    key = jax.random.key(seed)
-    k_train, k_ref, k_logs = jax.random.split(key, 3)
-    train = simulate(k_train, params, world, cfg.n_train, LoggingConfig(kind="uniform"))
-    ref = simulate(k_ref, params, world, cfg.n_reference, LoggingConfig(kind="uniform"))
-    models = _Models(train, ref, cfg.budget_per_user)
-    policies = {t: _policies(models)[t] for t in cfg.targets}
+    uniform = LoggingConfig(kind="uniform")
+    train = simulate(stream(seed, "train"), params, world, cfg.n_train, uniform)
+    ref = simulate(stream(seed, "reference"), params, world, cfg.n_reference, uniform)
+    models = _Models(cfg.learner, train, ref, cfg.policy.budget_per_user)
+    every = {"allocation": models.allocation,
+             "softmax": _softmax_policy(stream(seed, "softmax_target"), world.n_features,
+                                        world.n_actions),
+             "offer_1": _offer_1}
+    policies = {t: every[t] for t in cfg.targets}
     oracle = {}
     for t, fn in policies.items():
         pi = fn(ref.x, ref.eligible)
@@ -149,12 +166,12 @@ def run(cfg: OPESuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Data
             oracle[t, outcome] = (per_user.mean(), per_user.std(ddof=1) / np.sqrt(len(pi)))
     rows: list[dict[str, Any]] = []
     jobs = [(lg, n) for lg in cfg.loggings for n in cfg.ns]
-    for job, (lg, n) in enumerate(tqdm(jobs, desc="ope suite", disable=not progress)):
-        logging = LoggingConfig(kind=lg, epsilon=cfg.epsilon)
-        keys = jax.random.split(jax.random.fold_in(k_logs, job), cfg.n_seeds)
+    for lg, n in tqdm(jobs, desc="ope suite", disable=not progress, leave=False):
+        logging = dataclasses.replace(cfg.logging, kind=lg)
+        keys = jax.random.split(stream(seed, "logs", lg, n), cfg.n_replicates)
         ests: dict[tuple[str, str, str], list[ope.Estimate]] = {}
         exact: dict[tuple[str, str], list[np.ndarray]] = {}
-        for start in range(0, cfg.n_seeds, cfg.chunk):
+        for start in range(0, cfg.n_replicates, cfg.chunk):
             b = simulate_batch(keys[start:start + cfg.chunk], params, world, n, logging)
             x, elig = np.asarray(b.x), np.asarray(b.eligible)
             base = dict(action=np.asarray(b.action), pscore=np.asarray(b.pscore))
@@ -166,10 +183,10 @@ def run(cfg: OPESuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Data
                     # each log's exact value: sum_a pi(a|x_i) mu(x_i, a) averaged over its users
                     exact.setdefault((t, outcome), []).append(
                         np.sum(pi * np.asarray(mu), axis=-1).mean(axis=-1))
-                    for name in cfg.estimators:
-                        lam = cfg.lambda_ if name in ("clipped_ips", "switch_dr", "dr_os") else None
+                    for name in cfg.ope.estimators:
                         est = ope.estimate_batch(name, reward=np.asarray(reward), action_dist=pi,
-                                                 q_hat=q, lambda_=lam, alpha=cfg.alpha, **base)
+                                                 q_hat=q, lambda_=cfg.ope.lambda_for(name),
+                                                 alpha=cfg.ope.alpha, **base)
                         ests.setdefault((t, outcome, name), []).append(est)
             del b
         for (t, outcome, name), parts in ests.items():
@@ -187,14 +204,13 @@ def run(cfg: OPESuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.Data
             for metric, v in metrics.items():
                 rows.append(dict(logging=lg, n=n, target=t, outcome=outcome, estimator=name,
                                  metric=metric, value=float(v), seed=seed,
-                                 n_seeds=cfg.n_seeds))
+                                 n_replicates=cfg.n_replicates))
     return pd.DataFrame(rows)
 
 
 def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """RMSE vs n and CI coverage vs n per estimator; one panel per (target, logging); value."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
     d = df[df.outcome == "value"]
     targets, loggings = list(dict.fromkeys(d.target)), list(dict.fromkeys(d.logging))
     paths = []
@@ -218,24 +234,21 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
                 if j == 0:
                     ax.set_ylabel(metric)
         axes[0, 0].legend(fontsize=7)
-        fig.tight_layout()
-        p = out_dir / f"ope_{metric}.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(save(fig, out_dir, f"ope_{metric}.png"))
     return paths
 
 
 def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """CSV of all rows, a markdown table at the largest n (value outcome), figures."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out_dir / "ope.csv", index=False)
+    csv = out_dir / "ope.csv"
+    atomic_write(csv, lambda tmp: df.to_csv(tmp, index=False))
     nmax = df.n.max()
     wide = df[df.n == nmax].pivot_table(index=["outcome", "target", "logging", "estimator"],
                                         columns="metric", values="value", sort=False)
     cols = ["oracle", "oracle_se", "bias", "bias_se", "rmse", "coverage", "ci_width"]
-    lines = [f"OPE at n = {nmax} rows per log, {int(df.n_seeds.iloc[0])} seeds. Errors and CI "
+    lines = [f"OPE at n = {nmax} rows per log, {int(df.n_replicates.iloc[0])} replicate logs per "
+             f"job seed ({df.seed.nunique()} job seeds here). Errors and CI "
              "coverage are against each log's exact value (sum_a pi(a|x_i) mu(x_i, a) over its "
              "own users, no Monte Carlo error); oracle = the population value for reference "
              "(exact mu over fresh users, with its Monte Carlo se).", "",
@@ -245,13 +258,9 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         lines.append("| " + " | ".join(map(str, idx)) + " | "
                      + " | ".join(f"{r[c]:.4g}" for c in cols) + " |")
     md = out_dir / "ope.md"
-    md.write_text("\n".join(lines) + "\n")
-    return [out_dir / "ope.csv", md, *plot(df, out_dir)]
+    atomic_write(md, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+    return [csv, md, *plot(df, out_dir)]
 
 
-def main() -> None:
-    suite_main(__doc__, OPESuiteConfig, run, write_results, Path("results/ope"))
-
-
-if __name__ == "__main__":
-    main()
+SUITE = Suite(name="ope", config_class=OPESuiteConfig, run=run, plot=plot, write=write_results,
+              key_columns=("logging", "n", "target", "outcome", "estimator"))

@@ -16,7 +16,7 @@ Controllers (same users and outcome keys for all: common random numbers):
 Metrics per controller: eventual total spend / budget, overspend and underspend (fractions of the
 budget), total true incremental value, and the committed-minus-plan path per period (committed =
 realised payments so far + the true expected unpaid cost of offers issued so far).
-Run ``python -m experiments.suites.pacing [--compact]`` to write ``results/pacing/``.
+Run ``python -m experiments.run experiment=pacing 'seeds=[0,1,2,3]'`` (``make results``).
 """
 
 from __future__ import annotations
@@ -24,53 +24,53 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from experiments.suites._cli import suite_main
+from experiments.configs import PolicyConfig, WorldConfig
+from experiments.store import atomic_write
+from experiments.suites._plotting import pyplot, save
+from experiments.suites.base import Suite, stream
 from policies.allocation import allocate, allocate_at_price
 from policies.exploration import sample_actions
 from policies.pacing import pacing_step
-from simulators import WorldConfig, default_params
+from simulators import default_params
 from simulators.world import expected_outcomes, sample_outcomes, sample_users
+
+__all__ = ["CONTROLLERS", "SUITE", "PacingSuiteConfig", "plot", "run", "simulate_pacing",
+           "write_results"]
 
 CONTROLLERS = ("no_pacing", "spend_only", "liability")
 
 
 @dataclasses.dataclass(frozen=True)
 class PacingSuiteConfig:
-    """``budget_per_user``: total budget = level x n_per_period x n_periods (incremental cost
-    units); ``lag_mean`` / ``cost_drift``: override the world's redemption lag mean and cost drift
-    (None keeps the default world's)."""
+    """``policy.budget_per_user``: total budget = level x n_per_period x n_periods (incremental
+    cost units); ``lag_mean`` / ``cost_drift``: override the world's redemption lag mean and cost
+    drift (None keeps the default world's)."""
 
+    world: WorldConfig = WorldConfig()
+    policy: PolicyConfig = PolicyConfig(budget_per_user=0.3)
     n_periods: int = 12
     n_per_period: int = 10_000
-    budget_per_user: float = 0.3
     lag_mean: float | None = 2.0
     cost_drift: float | None = 0.06
-    n_seeds: int = 4
 
     @classmethod
     def compact(cls) -> PacingSuiteConfig:
-        return cls(n_periods=8, n_per_period=3_000, n_seeds=2)
+        return cls(n_periods=8, n_per_period=3_000)
 
     def __post_init__(self) -> None:
-        if self.n_periods < 2 or self.n_per_period < 10 or self.n_seeds < 1:
-            raise ValueError("PacingSuiteConfig: n_periods >= 2, n_per_period >= 10, "
-                             "n_seeds >= 1.")
-        if self.budget_per_user <= 0:
-            raise ValueError("PacingSuiteConfig.budget_per_user: must be > 0.")
+        if self.n_periods < 2 or self.n_per_period < 10:
+            raise ValueError("PacingSuiteConfig: n_periods >= 2, n_per_period >= 10.")
+        if self.policy.budget_per_user <= 0:
+            raise ValueError("PacingSuiteConfig.policy.budget_per_user: must be > 0.")
 
 
 def world_for(cfg: PacingSuiteConfig) -> tuple[WorldConfig, object]:
-    world = WorldConfig()
+    world = cfg.world
     params = default_params(world)
     if cfg.lag_mean is not None:
         params = params._replace(redemption_lag_mean=jnp.asarray(float(cfg.lag_mean)))
@@ -85,14 +85,16 @@ def _effects(params, users):
 
 
 def simulate_pacing(cfg: PacingSuiteConfig, controller: str, seed: int) -> dict[str, np.ndarray]:
-    """One run; returns per-period arrays and the outcome-level quantities used by the tests."""
+    """One run; returns per-period arrays and the outcome-level quantities used by the tests.
+    Streams per period ``t``: ``stream(seed, "users", t)``, ``("actions", t)``, ``("outcomes", t)``
+    (the same for every controller: common random numbers)."""
     if controller not in CONTROLLERS:
         raise ValueError(f"controller: expected one of {CONTROLLERS}, got {controller!r}.")
     world, params = world_for(cfg)
     lag_mean = float(params.redemption_lag_mean)
     q = lag_mean / (1.0 + lag_mean)
     T, n = cfg.n_periods, cfg.n_per_period
-    budget = cfg.budget_per_user * n * T
+    budget = cfg.policy.budget_per_user * n * T
     face = np.asarray(params.face_value, dtype=np.float64)
     horizon = T + 400  # payments after the last period still count towards the total
     paid = np.zeros(horizon)  # by payment period
@@ -103,7 +105,8 @@ def simulate_pacing(cfg: PacingSuiteConfig, controller: str, seed: int) -> dict[
     var_bound = np.zeros(T)  # sum_i face_i * E[cost_i] >= Var(cost of cohort t)
     price = None
     for t in range(T):
-        k_users, k_act, k_out = jax.random.split(jax.random.fold_in(jax.random.key(seed), t), 3)
+        k_users, k_act, k_out = (stream(seed, name, t) for name in ("users", "actions",
+                                                                    "outcomes"))
         users = sample_users(k_users, params, world, n, t)
         tv, tc, mc = _effects(params, users)
         stale = users._replace(period=jnp.zeros_like(users.period))
@@ -140,14 +143,13 @@ def simulate_pacing(cfg: PacingSuiteConfig, controller: str, seed: int) -> dict[
             "q": np.float64(q)}
 
 
-def run(cfg: PacingSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+def run(cfg: PacingSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
     """Tidy rows: controller, seed, n, period (-1 for totals), metric, value."""
     rows: list[dict] = []
-    jobs = [(s, c) for s in range(cfg.n_seeds) for c in CONTROLLERS]
-    for s, c in tqdm(jobs, desc="pacing suite", disable=not progress):
-        r = simulate_pacing(cfg, c, seed * 1000 + s)
+    for c in tqdm(CONTROLLERS, desc="pacing suite", disable=not progress, leave=False):
+        r = simulate_pacing(cfg, c, seed)
         b = float(r["budget"])
-        key = {"controller": c, "seed": seed * 1000 + s, "n": cfg.n_per_period}
+        key = {"controller": c, "seed": seed, "n": cfg.n_per_period}
         totals = {"spend_over_budget": r["total_spend"] / b,
                   "overspend": max(r["total_spend"] - b, 0.0) / b,
                   "underspend": max(b - r["total_spend"], 0.0) / b,
@@ -163,8 +165,7 @@ def run(cfg: PacingSuiteConfig, *, seed: int = 0, progress: bool = True) -> pd.D
 
 def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Committed-minus-plan path per controller and the final spend / value bars."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
     path = df[df.metric == "committed_minus_plan_over_budget"]
     for c in CONTROLLERS:
@@ -184,17 +185,13 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         if metric == "spend_over_budget":
             ax.axhline(1.0, color="k", ls="--", lw=1)
         ax.set_title(metric)
-    fig.tight_layout()
-    out = out_dir / "pacing.png"
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return [out]
+    return [save(fig, out_dir, "pacing.png")]
 
 
 def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out_dir / "pacing.csv", index=False)
+    csv = out_dir / "pacing.csv"
+    atomic_write(csv, lambda tmp: df.to_csv(tmp, index=False))
     tot = df[df.period == -1].groupby(["metric", "controller"])["value"].agg(["mean", "std"])
     lines = ["### pacing totals (mean ± sd over seeds)", "",
              "| controller | " + " | ".join(m for m in tot.index.levels[0]) + " |",
@@ -204,13 +201,9 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
                  for m in tot.index.levels[0]]
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     md = out_dir / "pacing.md"
-    md.write_text("\n".join(lines) + "\n")
-    return [out_dir / "pacing.csv", md, *plot(df, out_dir)]
+    atomic_write(md, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+    return [csv, md, *plot(df, out_dir)]
 
 
-def main() -> None:
-    suite_main(__doc__, PacingSuiteConfig, run, write_results, Path("results/pacing"))
-
-
-if __name__ == "__main__":
-    main()
+SUITE = Suite(name="pacing", config_class=PacingSuiteConfig, run=run, plot=plot,
+              write=write_results, key_columns=("controller", "n", "period"))

@@ -98,5 +98,5 @@ def test_main_job_seed_batch_vs_loop(benchmark):
         run(cfg, seed=s, progress=False)
     loop = time.perf_counter() - t0
     print(f"\n[main job, 8 seeds, n=5,000] run_batch {batched:.2f} s, loop of run {loop:.2f} s: "
-          f"ratio {loop / batched:.2f}x (the vmapped part is the simulation; heads, allocation "
-          "and OPE run per seed)")
+          f"ratio {loop / batched:.2f}x (vmapped: the simulation and every OPE estimate; heads "
+          "and allocation run per seed)")
