@@ -231,6 +231,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # a subprocess; tests/test_precision.py covers the x64-off path by default
 def test_public_functions_run_in_float64_without_the_global_switch():
     """In a fresh interpreter with x64 off, the decorated entry points return float64 results
     equal to this (x64) session's to 1e-12, and leave the process setting off."""

@@ -427,7 +427,9 @@ def test_estimate_batch_equals_estimate_per_seed(full_log):
                 assert a == pytest.approx(b, rel=1e-12, abs=1e-15)
 
 
-@pytest.mark.parametrize("name", ope.ESTIMATORS)
+@pytest.mark.parametrize("name", [n if n in ("ips", "snips", "dr", "switch_dr") else
+                                  pytest.param(n, marks=pytest.mark.slow)
+                                  for n in ope.ESTIMATORS])
 def test_estimate_batch_is_a_loop_of_estimate_for_every_estimator(full_log, name):
     """Every field of every seed of ``estimate_batch`` equals ``estimate`` on that seed alone
     (one vmapped pass vs S single passes: the same float64 arithmetic), for NumPy and JAX inputs

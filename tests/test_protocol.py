@@ -89,7 +89,7 @@ def test_global_groups_reach_every_suite_that_nests_them(group):
 
 
 # one option per group (and the holdout logger) in the default run; every other option is slow
-_QUICK = {"world=k8", "logging=holdout", "learner=dr_ridge", "policy=tight_budget", "ope=all"}
+_QUICK = {"world=k8", "logging=holdout", "learner=dr_ridge", "ope=all"}
 
 
 def _group_options() -> list:
