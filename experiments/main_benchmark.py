@@ -106,9 +106,10 @@ def run_batch(cfg: MainSuiteConfig, *, seeds: list[int], progress: bool = True) 
                                 cfg.n_eval, cfg.logging)
     train, evaluation = jax.device_get((train, evaluation))  # host copies: cheap per-seed slices
     bar.update(1)
-    fitted = [_fit_and_allocate(cfg, train.seed(i), evaluation.seed(i), seed, bar)
+    logs = [evaluation.seed(i) for i in range(len(seeds))]  # validated once per seed
+    fitted = [_fit_and_allocate(cfg, train.seed(i), logs[i], seed, bar)
               for i, seed in enumerate(seeds)]
-    df = _score(cfg, evaluation, fitted, seeds)
+    df = _score(cfg, evaluation, logs, fitted, seeds)
     bar.update(len(seeds))
     bar.close()
     return df
@@ -157,8 +158,8 @@ def _fit_and_allocate(cfg: MainSuiteConfig, train, evaluation, seed: int, bar) -
     return _Fitted(mu_hat, policies, supported)
 
 
-def _score(cfg: MainSuiteConfig, evaluation, fitted: list[_Fitted], seeds: list[int]
-           ) -> pd.DataFrame:
+def _score(cfg: MainSuiteConfig, evaluation, logs: list, fitted: list[_Fitted],
+           seeds: list[int]) -> pd.DataFrame:
     """Truth and OPE rows of every seed and policy; the estimates of all (seed, policy) pairs of
     one outcome and estimator are one batched call."""
     n_pol = len(POLICIES)
@@ -181,8 +182,7 @@ def _score(cfg: MainSuiteConfig, evaluation, fitted: list[_Fitted], seeds: list[
                 name, baseline_dist=no_offer, **kw)
     rows = []
     for i, seed in enumerate(seeds):
-        truth_log = evaluation.seed(i).truth if len(seeds) > 1 else _first(evaluation).truth
-        eligible = np.asarray(evaluation.eligible[i])
+        truth_log, eligible = logs[i].truth, logs[i].eligible
         for j, name in enumerate(POLICIES):
             t = policy_truth(truth_log, dist[i, j], eligible=eligible)
             for target, level, incremental in (("value", t.value, t.incremental_value),
@@ -202,13 +202,10 @@ def _score(cfg: MainSuiteConfig, evaluation, fitted: list[_Fitted], seeds: list[
     df = pd.DataFrame(rows)
     df["budget_per_user"] = cfg.policy.budget_per_user
     df["n_eval"] = cfg.n_eval
-    df["supported_actions"] = [",".join(map(str, fitted[seeds.index(s)].supported.tolist()))
-                               for s in df["seed"]]
+    supported = {s: ",".join(map(str, f.supported.tolist())) for s, f in zip(seeds, fitted,
+                                                                              strict=True)}
+    df["supported_actions"] = df["seed"].map(supported)
     return df
-
-
-def _first(batch):
-    return batch.seed(0)
 
 
 def _columns(pred: np.ndarray, supported: np.ndarray, n_actions: int) -> np.ndarray:
