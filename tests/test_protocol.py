@@ -159,3 +159,11 @@ def test_seeds_range_resolver_and_repeated_seeds():
     assert list(cfg.seeds) == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="repeats a seed"):
         execute(_compose(["experiment=horizons", "seeds=[1,1]", "store=/nonexistent/x"]))
+
+
+def test_a_nullable_suite_field_accepts_null():
+    """The schema types ``lag_mean: float | None`` as Optional; ``null`` must reach the config."""
+    (_, cfg), = plan(_compose(["experiment=pacing", "experiment.params.lag_mean=null"]))
+    assert cfg.lag_mean is None
+    with pytest.raises(ValueError, match="n_periods: expected an int"):  # not nullable
+        registry.load("pacing").make_config({"n_periods": None})

@@ -190,7 +190,11 @@ class Suite:
                              f"{self.name!r}" + (f" ({hint} are set through their global group, "
                                                  f"e.g. {hint[0]}.<field>=...)" if hint else "")
                              + f". Fix: use some of {sorted(own)}.")
+        nullable = {f.name for f in dataclasses.fields(self.config_class) if "None" in str(f.type)}
         for key, value in (params or {}).items():
+            if value is None and key in nullable:  # e.g. pacing's lag_mean=null: the world's own
+                changes[key] = None
+                continue
             changes[key] = _coerce(f"experiment.params.{key}", value, getattr(base, key))
         return dataclasses.replace(base, **changes)
 
