@@ -22,8 +22,9 @@ $(STAMP_DEV): $(BIN)/python pyproject.toml
 run: $(STAMP_RUN)
 	$(BIN)/python -m experiments.run
 
+# the default tests, spread over the machine's cores by pytest-xdist (modules kept together)
 test: $(STAMP_DEV)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadscope
 
 slow: $(STAMP_DEV)
 	$(BIN)/python -m pip install --quiet -e '.[dev,ray,tracking]'
@@ -44,12 +45,14 @@ RESULT_JOBS := \
 	"experiment=drift 'seeds=[0,1,2]'" \
 	"experiment=hillstrom 'seeds=[0,1,2]'" \
 	"experiment=learners 'seeds=[0,1,2]'" \
+	"experiment=ihdp 'seeds=[0,1,2,3,4,5,6,7,8,9]'" \
 	"experiment=allocation 'seeds=[0,1,2,3,4]'" \
 	"experiment=pacing 'seeds=[0,1,2,3]'" \
 	"experiment=ope" \
 	""
 
 results: $(STAMP_RUN)
+	$(BIN)/python -m pip install --quiet -e '.[gbm]'
 	@for job in $(RESULT_JOBS); do \
 		echo "== compute: $$job"; \
 		eval $(BIN)/python -m experiments.run $$job progress=false write_outputs=false report=false || exit 1; \

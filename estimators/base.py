@@ -318,6 +318,13 @@ class MLP:
         return _mlp_forward(params.weights, params.biases, x) * params.y_scale + params.y_mean
 
 
+def _safe_scale(sd: jax.Array) -> jax.Array:
+    """Standardisation scale: the weighted s.d., or 1 for a column that is (numerically)
+    constant on the fitted rows. Dividing by ``sd + 1e-8`` there would send any other value of
+    that column (a binary covariate constant within one arm) to ``~1e8`` at prediction."""
+    return jnp.where(sd > 1e-6, sd, 1.0)
+
+
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def _mlp_fit(cfg: MLP, x: jax.Array, y: jax.Array, w: jax.Array) -> MLPParams:
     n, d = x.shape
@@ -325,9 +332,9 @@ def _mlp_fit(cfg: MLP, x: jax.Array, y: jax.Array, w: jax.Array) -> MLPParams:
     k_init, k_split, k_epochs = jax.random.split(key, 3)
     wsum = jnp.sum(w)
     x_mean = (w @ x) / wsum
-    x_scale = jnp.sqrt((w @ (x - x_mean) ** 2) / wsum) + 1e-8
+    x_scale = _safe_scale(jnp.sqrt((w @ (x - x_mean) ** 2) / wsum))
     y_mean = (w @ y) / wsum
-    y_scale = jnp.sqrt((w @ (y - y_mean) ** 2) / wsum) + 1e-8
+    y_scale = _safe_scale(jnp.sqrt((w @ (y - y_mean) ** 2) / wsum))
     xs = ((x - x_mean) / x_scale).astype(jnp.float32)
     ys = ((y - y_mean) / y_scale).astype(jnp.float32)
     is_val = jax.random.uniform(k_split, (n,)) < cfg.validation_fraction

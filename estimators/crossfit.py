@@ -26,6 +26,9 @@ Every cross-fitted nuisance model in allocbench (the OPE outcome model ``q_hat``
   drops a row exactly: every base model's loss is a weighted sum over rows), so all ``F * A``
   fits share one compiled fit (``jax.lax.map`` over the masks inside ``jit``: static shapes,
   peak memory of one fit). Stacked parameters are ordered fold-major: index ``f * A + a``.
+  A base model that is not pure JAX (``traceable = False``: BART through ``bartz``, LightGBM)
+  goes through the same masks, folds and out-of-fold selection, its fits run one after another
+  on the host (:func:`is_traceable`, :class:`HostFits`); its ``fit`` drops zero-weight rows.
 
 All public functions run in float64 (:func:`estimators.precision.float64`).
 """
@@ -46,6 +49,7 @@ from estimators.precision import float64
 __all__ = [
     "MIN_TRAIN_ROWS",
     "CrossFit",
+    "HostFits",
     "check_fold_support",
     "check_n_folds",
     "cross_fit",
@@ -54,6 +58,7 @@ __all__ = [
     "fold_action_masks",
     "fold_ids",
     "fold_ids_batch",
+    "is_traceable",
     "predict_stacked",
 ]
 
@@ -157,18 +162,43 @@ def fold_action_masks(folds: jax.Array, action: jax.Array | None, n_folds: int,
 
 
 @float64
+def is_traceable(base: BaseModel) -> bool:
+    """Whether ``base.fit`` / ``base.predict`` are pure JAX (traceable under ``jit``/``vmap``).
+
+    A base model that wraps an external sampler or library (BART's MCMC through ``bartz``,
+    LightGBM) sets the class attribute ``traceable = False``; its stacked fits then run one after
+    another on the host and are kept as :class:`HostFits`. Every base model, traceable or not,
+    honours the same contract: a zero ``sample_weight`` drops the row."""
+    return bool(getattr(base, "traceable", True))
+
+
+class HostFits(tuple):
+    """Stacked params of a non-traceable base model: a tuple of per-fit params (index as the
+    leading axis of a traceable base's stacked params)."""
+
+
 def fit_masked(base: BaseModel, x: Any, y: Any, weights: Any) -> Any:
     """Fit ``base`` once per row of ``weights (m, n)``; returns params stacked on a leading axis.
 
-    Fit ``j`` minimises the base model's weighted loss with ``sample_weight = weights[j]``; with a
-    0/1 mask this equals the fit on the selected rows. One compilation for all ``m`` fits
-    (``jax.lax.map`` over the masks, inside ``jit`` with the base-model config static)."""
-    return _fit_masked(base, jnp.asarray(x, dtype=jnp.float64), jnp.asarray(y, dtype=jnp.float64),
-                       jnp.asarray(weights, dtype=jnp.float64))
+    Fit ``j`` minimises the base model's weighted loss with ``sample_weight = weights[j]`` on
+    label ``y (n,)`` (or ``y[j]`` for ``y (m, n)``: one target per fit, as the effect stages of
+    the X- and DR-learners); with a 0/1 mask this equals the fit on the selected rows. A
+    traceable base shares one compilation for all ``m`` fits (``jax.lax.map`` over the masks,
+    inside ``jit`` with the base-model config static: peak memory of one fit); a non-traceable
+    one (:func:`is_traceable`) fits one after another and returns :class:`HostFits`."""
+    x = jnp.asarray(x, dtype=jnp.float64)
+    y = jnp.asarray(y, dtype=jnp.float64)
+    weights = jnp.asarray(weights, dtype=jnp.float64)
+    if y.ndim == 1:
+        y = jnp.broadcast_to(y, weights.shape)
+    if not is_traceable(base):
+        return HostFits(base.fit(x, y[j], weights[j]) for j in range(weights.shape[0]))
+    return _fit_masked(base, x, y, weights)
 
 
 def _fit_masked_traced(base: BaseModel, x: jax.Array, y: jax.Array, weights: jax.Array) -> Any:
-    return jax.lax.map(lambda w: base.fit(x, y, w), weights)
+    """``y (m, n)``, ``weights (m, n)``."""
+    return jax.lax.map(lambda yw: base.fit(x, yw[0], yw[1]), (y, weights))
 
 
 _fit_masked = jax.jit(_fit_masked_traced, static_argnames=("base",))
@@ -176,8 +206,13 @@ _fit_masked = jax.jit(_fit_masked_traced, static_argnames=("base",))
 
 @float64
 def predict_stacked(base: BaseModel, params: Any, x: Any) -> jax.Array:
-    """Predictions of stacked params (leading axis ``m``) on ``x``: shape ``(n, m)``."""
-    return _predict_stacked(base, params, jnp.asarray(x, dtype=jnp.float64))
+    """Predictions of stacked params (leading axis ``m``, or :class:`HostFits`) on ``x``:
+    shape ``(n, m)``."""
+    x = jnp.asarray(x, dtype=jnp.float64)
+    if isinstance(params, HostFits):
+        return jnp.stack([jnp.asarray(base.predict(p, x), dtype=jnp.float64) for p in params],
+                         axis=1)
+    return _predict_stacked(base, params, x)
 
 
 @functools.partial(jax.jit, static_argnames=("base",))
@@ -188,13 +223,29 @@ def _predict_stacked(base: BaseModel, params: Any, x: jax.Array) -> jax.Array:
 def _cross_fit_traced(base: BaseModel, x: jax.Array, y: jax.Array, folds: jax.Array,
                       action: jax.Array | None, n_folds: int,
                       n_actions: int | None) -> CrossFit:
-    n = x.shape[0]
-    params = _fit_masked_traced(base, x, y, fold_action_masks(folds, action, n_folds, n_actions))
+    masks = fold_action_masks(folds, action, n_folds, n_actions)
+    params = _fit_masked_traced(base, x, jnp.broadcast_to(y, masks.shape), masks)
     preds = jax.vmap(lambda p: base.predict(p, x))(params)  # (F*A, n) or (F, n)
+    return CrossFit(_out_of_fold(preds, folds, n_folds, action is not None), params)
+
+
+def _out_of_fold(preds: jax.Array, folds: jax.Array, n_folds: int, per_action: bool) -> jax.Array:
+    """Row ``i`` of fold ``f`` takes the predictions of the models fitted without fold ``f``:
+    ``preds (F*A, n)`` (or ``(F, n)``) to ``(n, A)`` (or ``(n,)``)."""
+    n = preds.shape[-1]
     preds = preds.reshape(n_folds, -1, n)
     # row i takes the models of its own held-out fold: preds[fold_i, :, i]
     oof = jnp.take_along_axis(preds, folds[None, None, :], axis=0)[0].T  # (n, A) or (n, 1)
-    return CrossFit(oof if action is not None else oof[:, 0], params)
+    return oof if per_action else oof[:, 0]
+
+
+def _cross_fit_host(base: BaseModel, x: jax.Array, y: jax.Array, folds: jax.Array,
+                    action: jax.Array | None, n_folds: int, n_actions: int | None) -> CrossFit:
+    """:func:`cross_fit` of a non-traceable base: the same masks and out-of-fold selection, the
+    fits one after another on the host."""
+    params = fit_masked(base, x, y, fold_action_masks(folds, action, n_folds, n_actions))
+    preds = predict_stacked(base, params, x).T
+    return CrossFit(_out_of_fold(preds, folds, n_folds, action is not None), params)
 
 
 _cross_fit_jit = jax.jit(_cross_fit_traced, static_argnames=("base", "n_folds", "n_actions"))
@@ -228,6 +279,8 @@ def cross_fit(base: BaseModel, x: Any, y: Any, folds: Any, *, n_folds: int,
     Callers check the folds first (:func:`check_fold_support`): an empty training set is not
     detected here (inside ``jit``)."""
     x, y, folds, action = _prepare(x, y, folds, action, n_actions)
+    if not is_traceable(base):
+        return _cross_fit_host(base, x, y, folds, action, n_folds, n_actions)
     return _cross_fit_jit(base, x, y, folds, action, n_folds, n_actions)
 
 
@@ -238,4 +291,9 @@ def cross_fit_batch(base: BaseModel, x: Any, y: Any, folds: Any, *, n_folds: int
     ``vmap``-ed in one compilation: predictions ``(S, n, A)`` (or ``(S, n)``), params with
     leading axes ``(S, F * A)``."""
     x, y, folds, action = _prepare(x, y, folds, action, n_actions)
+    if not is_traceable(base):
+        fits = [_cross_fit_host(base, x[s], y[s], folds[s], None if action is None else action[s],
+                                n_folds, n_actions) for s in range(x.shape[0])]
+        return CrossFit(jnp.stack([f.predictions for f in fits]),
+                        HostFits(f.params for f in fits))
     return _cross_fit_vmap(base, x, y, folds, action, n_folds, n_actions)

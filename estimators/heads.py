@@ -19,13 +19,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from estimators.bart import BART, BCFLearner
 from estimators.base import MLP, BaseModel, Logistic, Ridge
 from estimators.checks import fail
+from estimators.gbm import LightGBM
+from estimators.hurdle import AMOUNT_MODELS, HurdleLearner
 from estimators.precision import float64_methods
+from estimators.tarnet import TARNet, TARNetConfig
 from estimators.uplift import DRLearner, RLearner, SLearner, TLearner, XLearner
 
 __all__ = [
     "BASES",
+    "DEFAULT_COST_HEAD",
+    "DEFAULT_VALUE_HEAD",
     "LEARNERS",
     "HeadConfig",
     "HeadsConfig",
@@ -177,12 +183,27 @@ class UpliftHeads:
 # typed config -> learners and heads
 # ---------------------------------------------------------------------------------------------
 
-LEARNERS = ("t", "s", "x", "dr", "r")
-BASES = ("ridge", "logistic", "mlp")
+LEARNERS = ("t", "s", "x", "dr", "r", "hurdle", "tarnet", "bcf")
+BASES = ("ridge", "logistic", "mlp", "bart", "lightgbm")
 
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+def _as_config(field: str, value: Any, cls: type) -> Any:
+    """``value`` as the frozen settings dataclass ``cls`` (a mapping of its fields, e.g. from
+    Hydra, is converted; unknown keys are an error naming them)."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping) or hasattr(value, "keys"):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(value.keys()) - known)
+        if unknown:
+            fail(field, f"unknown keys {unknown}", f"use only {sorted(known)}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in value.items()})
+    fail(field, f"expected a {cls.__name__} (or a mapping of its fields), got "
+         f"{type(value).__name__}", f"pass {field.rsplit('.', 1)[-1]}={cls.__name__}(...)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,20 +213,32 @@ class HeadConfig:
     ``learner``: ``"t"`` :class:`~estimators.uplift.TLearner`, ``"s"``
     :class:`~estimators.uplift.SLearner` (``interactions`` adds ``x * onehot(a)``), ``"x"``
     :class:`~estimators.uplift.XLearner`, ``"dr"`` :class:`~estimators.uplift.DRLearner`,
-    ``"r"`` :class:`~estimators.uplift.RLearner`. ``base``: ``"ridge"`` ``Ridge(alpha)``,
-    ``"logistic"`` ``Logistic(alpha)`` (labels in [0, 1] only), ``"mlp"``
-    ``MLP(hidden=mlp_hidden, max_epochs=mlp_max_epochs, batch_size=mlp_batch_size, seed=seed)``.
+    ``"r"`` :class:`~estimators.uplift.RLearner`, ``"hurdle"``
+    :class:`~estimators.hurdle.HurdleLearner` (the stable-proxy two-part model
+    ``P(y > 0 | x, a) E[y | y > 0, x, a]``, amount model ``hurdle_amount``), ``"tarnet"``
+    :class:`~estimators.tarnet.TARNet` (settings ``tarnet``; ``base`` unused), ``"bcf"``
+    :class:`~estimators.bart.BCFLearner` (binary holdout logs only; forest sizes and MCMC from
+    ``bart``: ``n_trees`` prognostic trees, ``n_trees // 4`` effect trees).
+
+    ``base``: ``"ridge"`` ``Ridge(alpha)``, ``"logistic"`` ``Logistic(alpha)`` (labels in [0, 1]
+    only), ``"mlp"`` the :class:`~estimators.base.MLP` settings ``mlp``, ``"bart"`` the
+    :class:`~estimators.bart.BART` settings ``bart``, ``"lightgbm"`` the
+    :class:`~estimators.gbm.LightGBM` settings ``lightgbm`` (optional extra
+    ``allocbench[gbm]``). The nested settings are the models' own frozen dataclasses (Hydra:
+    ``learner.value.bart.n_trees=50``); their ``seed`` is replaced by this head's ``seed``, the
+    one seed of a head.
 
     Mapping onto the learners' fields (their other fields keep their defaults):
 
-    * ``alpha`` (> 0) is the base model's L2 penalty (ridge/logistic; the MLP's own
-      regularisation is its default weight decay) and the penalty of the effect stage: the
-      ``final`` model ``Ridge(alpha)`` of ``x`` and ``dr`` (the effect regressions are ridge
-      whatever the base: imputed effects and AIPW pseudo-outcomes are unbounded, so a logistic
-      final stage would be wrong), and the slope penalty of ``r``'s linear effect model.
-    * ``n_folds`` (>= 2) and ``seed`` (>= 0): cross-fitting of ``dr`` and ``r`` (their folds are
-      ``crossfit.fold_ids(n, n_folds, jax.random.key(seed))``); ``seed`` also seeds the MLP's
-      initialisation and validation split. Other learners ignore ``n_folds``.
+    * ``alpha`` (> 0) is the ridge/logistic base's L2 penalty and the penalty of the effect
+      stage: the ``final`` model ``Ridge(alpha)`` of ``x`` and ``dr`` (imputed effects and AIPW
+      pseudo-outcomes are unbounded, so a logistic final stage would be wrong), and the slope
+      penalty of ``r``'s linear effect model. In ``hurdle`` the occurrence model is
+      ``Logistic(alpha)`` for a ridge/logistic base, else the flexible base on the 0/1 labels
+      (a probability regression); the amount model is the base (ridge: ``Ridge(alpha)``).
+    * ``n_folds`` (>= 2) and ``seed`` (>= 0): cross-fitting of ``dr`` and ``r`` (folds
+      ``crossfit.fold_ids(n, n_folds, jax.random.key(seed))``); ``seed`` also seeds the MLP,
+      BART, LightGBM and TARNet randomness. Other learners ignore ``n_folds``.
     * ``x`` estimates its gate from the logged ``action_prob`` when ``fit`` gets it (constant arm
       shares otherwise); ``dr`` and ``r`` require ``action_prob``; ``t`` is unweighted.
 
@@ -218,9 +251,11 @@ class HeadConfig:
     n_folds: int = 2
     seed: int = 0
     interactions: bool = False
-    mlp_hidden: tuple[int, ...] = (64, 64)
-    mlp_max_epochs: int = 50
-    mlp_batch_size: int = 1024
+    hurdle_amount: str = "log"
+    mlp: MLP = MLP()
+    bart: BART = BART()
+    lightgbm: LightGBM = LightGBM()
+    tarnet: TARNetConfig = TARNetConfig()
 
     def __post_init__(self) -> None:
         if self.learner not in LEARNERS:
@@ -241,17 +276,17 @@ class HeadConfig:
         if not isinstance(self.interactions, bool | np.bool_):
             fail("HeadConfig.interactions", f"must be a bool, got {self.interactions!r}",
                  "use True or False")
-        hidden = self.mlp_hidden
-        if isinstance(hidden, str) or not hasattr(hidden, "__iter__") or not tuple(hidden) or \
-                not all(_is_int(h) and h >= 1 for h in hidden):
-            fail("HeadConfig.mlp_hidden", f"must be a non-empty sequence of ints >= 1, got "
-                 f"{hidden!r}", "use e.g. mlp_hidden=(64, 64)")
-        object.__setattr__(self, "mlp_hidden", tuple(int(h) for h in hidden))
-        for name, example in (("mlp_max_epochs", 50), ("mlp_batch_size", 1024)):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                fail(f"HeadConfig.{name}", f"must be an int >= 1, got {value!r}",
-                     f"use e.g. {name}={example}")
+        if self.hurdle_amount not in AMOUNT_MODELS:
+            fail("HeadConfig.hurdle_amount", f"unknown amount model {self.hurdle_amount!r}",
+                 f"use one of {list(AMOUNT_MODELS)}")
+        for name, cls in (("mlp", MLP), ("bart", BART), ("lightgbm", LightGBM),
+                          ("tarnet", TARNetConfig)):
+            object.__setattr__(self, name, _as_config(f"HeadConfig.{name}", getattr(self, name),
+                                                      cls))
+
+
+DEFAULT_VALUE_HEAD = HeadConfig(learner="hurdle", hurdle_amount="log")
+DEFAULT_COST_HEAD = HeadConfig(learner="hurdle", hurdle_amount="constant")
 
 
 def _as_head_config(field: str, value: Any) -> HeadConfig:
@@ -270,11 +305,16 @@ def _as_head_config(field: str, value: Any) -> HeadConfig:
 @dataclasses.dataclass(frozen=True)
 class HeadsConfig:
     """The value head's and the cost head's :class:`HeadConfig` (a mapping of ``HeadConfig``
-    fields, e.g. from Hydra, is converted). ``HeadsConfig()`` is today's default heads: a ridge
-    T-learner (``alpha = 1``) on each label."""
+    fields, e.g. from Hydra, is converted). ``HeadsConfig()`` is the default heads, chosen by the
+    learners suite (README, "Learners"): the stable-proxy two-part heads,
+    :data:`DEFAULT_VALUE_HEAD` (purchase probability by L2 logistic regression x a log-basket
+    ridge with smearing) and :data:`DEFAULT_COST_HEAD` (redemption probability x the mean
+    redeemed amount, the face value). On the default world, n = 20,000, budget 1.0 per user,
+    they cut the true regret of the cost-aware policy from 33 % (ridge T-learner heads) to 22 %,
+    and from 49 % to 30 % at budget 0.05."""
 
-    value: HeadConfig = HeadConfig()
-    cost: HeadConfig = HeadConfig()
+    value: HeadConfig = DEFAULT_VALUE_HEAD
+    cost: HeadConfig = DEFAULT_COST_HEAD
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "value", _as_head_config("value", self.value))
@@ -282,14 +322,13 @@ class HeadsConfig:
 
 
 def make_base(config: HeadConfig) -> BaseModel:
-    """The base model of ``config``: ``Ridge(alpha)``, ``Logistic(alpha)`` or
-    ``MLP(hidden=mlp_hidden, max_epochs=mlp_max_epochs, seed=seed)``."""
+    """The base model of ``config``: ``Ridge(alpha)``, ``Logistic(alpha)``, or its ``mlp`` /
+    ``bart`` / ``lightgbm`` settings with the head's ``seed``."""
     if config.base == "ridge":
         return Ridge(alpha=float(config.alpha))
     if config.base == "logistic":
         return Logistic(alpha=float(config.alpha))
-    return MLP(hidden=config.mlp_hidden, max_epochs=config.mlp_max_epochs,
-               batch_size=config.mlp_batch_size, seed=config.seed)
+    return dataclasses.replace(getattr(config, config.base), seed=int(config.seed))
 
 
 def make_learner(config: HeadConfig) -> UpliftLearner:
@@ -297,8 +336,14 @@ def make_learner(config: HeadConfig) -> UpliftLearner:
     if not isinstance(config, HeadConfig):
         fail("config", f"expected a HeadConfig, got {type(config).__name__}",
              "pass HeadConfig(learner=..., base=...)")
+    alpha, seed = float(config.alpha), int(config.seed)
+    if config.learner == "tarnet":
+        return TARNet(config=dataclasses.replace(config.tarnet, seed=seed))
+    if config.learner == "bcf":
+        b = config.bart
+        return BCFLearner(n_trees_mu=b.n_trees, n_trees_tau=max(1, b.n_trees // 4),
+                          n_burn=b.n_burn, n_draws=b.n_draws, n_chains=b.n_chains, seed=seed)
     base = make_base(config)
-    alpha = float(config.alpha)
     if config.learner == "t":
         return TLearner(base=base)
     if config.learner == "s":
@@ -307,8 +352,13 @@ def make_learner(config: HeadConfig) -> UpliftLearner:
         return XLearner(base=base, final=Ridge(alpha=alpha))
     if config.learner == "dr":
         return DRLearner(base=base, final=Ridge(alpha=alpha), n_folds=int(config.n_folds),
-                         seed=int(config.seed))
-    return RLearner(base=base, alpha=alpha, n_folds=int(config.n_folds), seed=int(config.seed))
+                         seed=seed)
+    if config.learner == "hurdle":
+        linear = config.base in ("ridge", "logistic")
+        return HurdleLearner(prob_base=Logistic(alpha=alpha) if linear else base,
+                             amount_base=Ridge(alpha=alpha) if linear else base,
+                             amount=config.hurdle_amount)
+    return RLearner(base=base, alpha=alpha, n_folds=int(config.n_folds), seed=seed)
 
 
 def make_heads(config: HeadsConfig) -> UpliftHeads:

@@ -32,7 +32,6 @@ and a log whose no-offer arm is unsupported, are errors at ``fit``.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import jax
@@ -279,6 +278,43 @@ class TLearner(_Predictions):
         """``mu`` of the supported arms, ``(n, len(supported_actions_))``."""
         return predict_stacked(self.base, self.params_, x)
 
+    def predict_tau_draws(self, x: Any, actions: Any | None = None) -> jax.Array:
+        """Posterior draws of ``tau``: ``(S, n, K+1)``, or ``(S, n, len(actions))`` with the
+        columns of ``actions`` (the :meth:`predict_tau` semantics), float64.
+
+        Draw ``s`` is ``mu_a^(s)(x) - mu_0^(s)(x)`` with ``mu_a^(s)`` the ``s``-th posterior draw
+        of arm ``a``'s model (``base.predict_draws(params_a, x) -> (S, n)``, e.g.
+        :class:`estimators.bart.BART`); the arms are separate fits (separate chains), so their
+        draws are independent and pairing them by index is a draw from the product posterior.
+        Column of action 0 is zero. Requires a base model with ``predict_draws``."""
+        from estimators.crossfit import HostFits
+
+        where = "TLearner.predict_tau_draws"
+        draws_of = getattr(self.base, "predict_draws", None)
+        if not callable(draws_of):
+            fail("base", f"{where} needs posterior draws, but the base model "
+                 f"{type(self.base).__name__} has no predict_draws(params, x) -> (S, n)",
+                 "use a Bayesian base such as estimators.bart.BART, or predict_tau for point "
+                 "estimates")
+        with jax.enable_x64(True):
+            xj = _check_predict_x(self, x)
+            cols = _positions(self, actions, where)
+            n_sup = len(self.supported_actions_)
+            if isinstance(self.params_, HostFits):
+                fits = list(self.params_)
+            else:  # stacked params of a traceable base: arm j is index j of the leading axis
+                fits = [jax.tree_util.tree_map(lambda a, j=j: a[j], self.params_)
+                        for j in range(n_sup)]
+            draws = [jnp.asarray(draws_of(p, xj), dtype=jnp.float64) for p in fits]
+            shapes = {d.shape for d in draws}
+            if len(shapes) != 1 or draws[0].ndim != 2 or draws[0].shape[1] != xj.shape[0]:
+                fail("base", f"{where}: predict_draws returned shapes {sorted(shapes)} for the "
+                     f"{n_sup} arms; expected one common (S, {xj.shape[0]})",
+                     "use the same base model (same number of draws) for every arm")
+            mu = jnp.stack(draws, axis=-1)  # (S, n, n_sup)
+            tau = mu - mu[..., :1]
+            return tau if cols is None else tau[..., cols]
+
 
 # ---------------------------------------------------------------------------------------------
 # S-learner
@@ -440,10 +476,10 @@ def _learner_folds(learner: Any, action: np.ndarray | None, n_actions: int | Non
     return folds
 
 
-@functools.partial(jax.jit, static_argnames=("final",))
 def _fit_columns(final: BaseModel, x: jax.Array, targets: jax.Array, weights: jax.Array) -> Any:
-    """Fit ``final`` on each column of ``targets (n, K)`` with ``weights (n, K)``."""
-    return jax.lax.map(lambda tw: final.fit(x, tw[0], tw[1]), (targets.T, weights.T))
+    """Fit ``final`` on each column of ``targets (n, K)`` with ``weights (n, K)`` (stacked
+    params, :func:`estimators.crossfit.fit_masked`)."""
+    return fit_masked(final, x, jnp.asarray(targets).T, jnp.asarray(weights).T)
 
 
 @float64_methods("fit", "pseudo_outcomes", "predict_mu", "predict_tau")

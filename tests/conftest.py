@@ -8,6 +8,9 @@ checked in a fresh x64-off interpreter by ``tests/test_precision.py``."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import jax
 import pytest
 
@@ -15,6 +18,16 @@ from estimators.precision import enable_float64
 from simulators import LoggingConfig, WorldConfig, default_params, simulate
 
 enable_float64()
+
+# A persistent XLA compilation cache shared by this session, its xdist workers and the
+# subprocesses the sweep tests start (they inherit the environment): each shape compiles once
+# per machine instead of once per process. Delete .jax_cache/ to start cold.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      str(Path(__file__).resolve().parents[1] / ".jax_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                  float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
 
 SMALL_N = 4_000
 

@@ -9,10 +9,10 @@ import jax
 import numpy as np
 import pytest
 
+from estimators.bart import BART
 from estimators.base import MLP, Logistic, Ridge
+from estimators.gbm import LightGBM
 from estimators.heads import (
-    BASES,
-    LEARNERS,
     HeadConfig,
     HeadsConfig,
     UpliftHeads,
@@ -20,6 +20,8 @@ from estimators.heads import (
     make_heads,
     make_learner,
 )
+from estimators.hurdle import HurdleLearner
+from estimators.tarnet import TARNetConfig
 from estimators.uplift import DRLearner, RLearner, SLearner, TLearner, XLearner
 from simulators import LoggingConfig, simulate
 
@@ -38,18 +40,20 @@ def holdout3(world_params, world_config):
                     LoggingConfig(kind="holdout", offer=3))
 
 
-def test_default_heads_config_reproduces_todays_default_heads(uniform_log, world_config):
-    """HeadsConfig() is UpliftHeads(value=TLearner(Ridge(1.0)), cost=TLearner(Ridge(1.0))): the
-    same numbers to 1e-12 (they are the same computation)."""
+def test_default_heads_config_is_the_hurdle_pair(uniform_log, world_config):
+    """HeadsConfig() is the benchmark-chosen stable-proxy pair: value = HurdleLearner(Logistic(1),
+    Ridge(1), "log"), cost = HurdleLearner(Logistic(1), amount="constant"); the same numbers to
+    1e-12 (they are the same computation)."""
     log = uniform_log
     kw = dict(action_prob=log.action_prob, n_actions=world_config.n_actions)
     ours = make_heads(HeadsConfig())
-    assert ours.value == ours.cost == TLearner(base=Ridge(alpha=1.0))  # unfitted: same fields
-    assert ours.value is not ours.cost
+    value = HurdleLearner(prob_base=Logistic(alpha=1.0), amount_base=Ridge(alpha=1.0),
+                          amount="log")
+    cost = HurdleLearner(prob_base=Logistic(alpha=1.0), amount_base=Ridge(alpha=1.0),
+                         amount="constant")
+    assert ours.value == value and ours.cost == cost  # unfitted: same fields
     ours.fit(log.x, log.action, log.value, log.cost, **kw)
-    ref = UpliftHeads(value=TLearner(base=Ridge(alpha=1.0)),
-                      cost=TLearner(base=Ridge(alpha=1.0))).fit(log.x, log.action, log.value,
-                                                                log.cost, **kw)
+    ref = UpliftHeads(value=value, cost=cost).fit(log.x, log.action, log.value, log.cost, **kw)
     for got, want in zip((*ours.predict_tau(log.x), *ours.predict_mu(log.x)),
                          (*ref.predict_tau(log.x), *ref.predict_mu(log.x)), strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-12)
@@ -67,20 +71,40 @@ def test_make_learner_maps_config_fields_onto_the_learners():
         base=Logistic(alpha=0.5), final=Ridge(alpha=0.5), n_folds=5, seed=9)
     assert mk(learner="r", alpha=4.0, n_folds=3, seed=2) == RLearner(
         base=Ridge(alpha=4.0), alpha=4.0, n_folds=3, seed=2)
-    assert mk(base="mlp", seed=4, mlp_hidden=[8], mlp_max_epochs=3) == TLearner(
+    assert mk(base="mlp", seed=4, mlp={"hidden": [8], "max_epochs": 3}) == TLearner(
         base=MLP(hidden=(8,), max_epochs=3, seed=4))
+    # the head's seed is the one seed of its nested settings
+    assert mk(base="bart", seed=5, bart=BART(n_trees=7, seed=1)).base == BART(n_trees=7, seed=5)
+    assert mk(learner="tarnet", seed=6).config == TARNetConfig(seed=6)
+    assert mk(learner="hurdle", alpha=2.0) == HurdleLearner(
+        prob_base=Logistic(alpha=2.0), amount_base=Ridge(alpha=2.0), amount="log")
+    assert mk(learner="hurdle", base="lightgbm", hurdle_amount="constant") == HurdleLearner(
+        prob_base=LightGBM(), amount_base=LightGBM(), amount="constant")
 
 
-@pytest.mark.parametrize("base", [b if b != "mlp" else pytest.param(b, marks=pytest.mark.slow)
-                                  for b in BASES])
-@pytest.mark.parametrize("learner", LEARNERS)
+# every meta-learner on the linear bases; the flexible bases (tiny settings) on the T-learner,
+# the hurdle and DR (cross-fitting through the host path of a non-traceable base)
+TINY = dict(mlp=MLP(hidden=(8,), max_epochs=3), bart=BART(n_trees=5, n_burn=5, n_draws=5),
+            lightgbm=LightGBM(n_estimators=5), tarnet=TARNetConfig(trunk=(8,), head=(4,),
+                                                                   max_epochs=2))
+COMBINATIONS = [(learner, base) for learner in ("t", "s", "x", "dr", "r", "hurdle")
+                for base in ("ridge", "logistic")]
+COMBINATIONS += [("t", "mlp"), ("t", "lightgbm"), ("dr", "lightgbm"), ("hurdle", "lightgbm"),
+                 ("tarnet", "ridge"),
+                 pytest.param("t", "bart", marks=pytest.mark.slow),
+                 pytest.param("hurdle", "bart", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("learner, base", COMBINATIONS)
 def test_every_learner_and_base_builds_and_fits(learner, base, small_log, world_config):
     """Each combination fits a small world log (labels in [0, 1] for the logistic base: the
     purchase indicator) and honours the learner contract: (n, K+1) with column 0 zero,
     mu - mu_0 = tau, every action supported on a uniform log."""
     log = small_log
     label = (np.asarray(log.value) > 0).astype(np.float64) if base == "logistic" else log.cost
-    cfg = HeadConfig(learner=learner, base=base, mlp_hidden=(8,), mlp_max_epochs=3)
+    if learner == "hurdle":
+        label = np.asarray(log.value)  # sparse, >= 0: the label a hurdle is for
+    cfg = HeadConfig(learner=learner, base=base, **TINY)
     model = make_learner(cfg)
     assert isinstance(model, UpliftLearner)
     model.fit(log.x, log.action, label, log.action_prob, world_config.n_actions)
@@ -94,9 +118,9 @@ def test_every_learner_and_base_builds_and_fits(learner, base, small_log, world_
 
 @pytest.mark.parametrize("change, message", [
     (dict(learner="q"), r"^HeadConfig.learner: unknown learner 'q'\. Fix: use one of "
-                        r"\['t', 's', 'x', 'dr', 'r'\]\.$"),
+                        r"\['t', 's', 'x', 'dr', 'r', 'hurdle', 'tarnet', 'bcf'\]\.$"),
     (dict(base="tree"), r"^HeadConfig.base: unknown base model 'tree'\. Fix: use one of "
-                        r"\['ridge', 'logistic', 'mlp'\]\.$"),
+                        r"\['ridge', 'logistic', 'mlp', 'bart', 'lightgbm'\]\.$"),
     (dict(alpha=0.0), r"^HeadConfig.alpha: must be a finite number > 0, got 0\.0"),
     (dict(alpha=-1.0), r"^HeadConfig.alpha: "),
     (dict(alpha=float("nan")), r"^HeadConfig.alpha: "),
@@ -107,9 +131,11 @@ def test_every_learner_and_base_builds_and_fits(learner, base, small_log, world_
     (dict(seed=-1), r"^HeadConfig.seed: must be an int >= 0"),
     (dict(seed=0.5), r"^HeadConfig.seed: "),
     (dict(interactions="yes"), r"^HeadConfig.interactions: must be a bool"),
-    (dict(mlp_hidden=()), r"^HeadConfig.mlp_hidden: must be a non-empty sequence"),
-    (dict(mlp_hidden=(8, 0)), r"^HeadConfig.mlp_hidden: "),
-    (dict(mlp_max_epochs=0), r"^HeadConfig.mlp_max_epochs: must be an int >= 1"),
+    (dict(mlp={"hidden": ()}), r"^MLP.hidden: need at least one layer"),
+    (dict(mlp={"hiden": (8,)}), r"^HeadConfig.mlp: unknown keys \['hiden'\]"),
+    (dict(mlp="big"), r"^HeadConfig.mlp: expected a MLP"),
+    (dict(bart={"n_trees": 0}), r"^BART.n_trees: must be an integer >= 1"),
+    (dict(hurdle_amount="gamma"), r"^HeadConfig.hurdle_amount: unknown amount model"),
 ])
 def test_bad_head_config_is_a_value_error_naming_the_field(change, message):
     with pytest.raises(ValueError, match=message):

@@ -107,6 +107,25 @@ def test_mlp_learns_nonlinear_function_and_stops_early():
     assert int(params.n_epochs) < 200  # early stopping triggered before the cap
 
 
+def test_mlp_column_constant_on_the_fitted_rows_does_not_blow_up_elsewhere():
+    """A binary covariate constant within one arm (IHDP's per-arm fits have them) used to be
+    standardised by ``sd + 1e-8``, sending the other value to ~1e8 at prediction (sqrt-PEHE
+    3e5 on one IHDP replication). Its scale is now 1: predictions stay within the label range
+    plus the network's slope times a unit step."""
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.normal(size=400), np.zeros(400)])
+    y = x[:, 0] + rng.normal(scale=0.1, size=400)
+    mlp = MLP(hidden=(16,), batch_size=64, max_epochs=20)
+    params = mlp.fit(x, y)
+    x_new = np.column_stack([np.linspace(-1, 1, 5), np.ones(5)])
+    pred = np.asarray(mlp.predict(params, x_new))
+    assert np.all(np.isfinite(pred))
+    assert float(params.x_scale[1]) == 1.0
+    # the untrained direction moves the output by the first layer's weights of that column
+    # times 1 (He initialisation, |w| ~ sqrt(2/2) per unit), far below the 1e8 of the old scale
+    assert np.max(np.abs(pred)) < 50.0
+
+
 # --------------------------------------------------------------------------------------------
 # learners on the default world
 # --------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ BUILTIN = {
     "interference": "experiments.suites.interference",
     "drift": "experiments.suites.drift",
     "hillstrom": "experiments.suites.hillstrom",
+    "ihdp": "experiments.suites.ihdp",
     "byo": "experiments.suites.byo",
 }
 
