@@ -33,6 +33,7 @@ def test_allocation_suite_contract_and_oracle(allocation_rows, tmp_path):
         allocation.AllocationSuiteConfig(budget_levels=())
 
 
+@pytest.mark.slow  # the pacing mechanism itself is tested by default in test_policies_pacing
 def test_pacing_suite_contract(tmp_path):
     cfg = dataclasses.replace(pacing.PacingSuiteConfig.compact(), n_periods=4,
                               n_per_period=800)

@@ -23,6 +23,7 @@ def _true_segment_uplift(log, n_segments: int) -> np.ndarray:
     return out
 
 
+@pytest.mark.slow  # ~30 s of SVI; partial pooling is checked by default below
 def test_svi_posterior_tracks_segment_uplift_and_draws(uniform_log, world_config):
     log = uniform_log
     model = HierarchicalUplift(method="svi", svi_steps=2000, n_samples=200).fit(

@@ -115,6 +115,7 @@ def test_report_renders_tables_figures_and_commands(tmp_path):
     assert list((tmp_path / "figures").glob("*/horizons.png"))
 
 
+@pytest.mark.slow  # the killed-sweep resume test runs the store protocol by default
 def test_multirun_2x2_with_joblib_gives_four_complete_jobs(tmp_path):
     proc = _run(["--multirun", *TINY, "experiment.params.n_train=[300],[400]", "seeds=[0],[1]",
                  f"store={tmp_path}", "hydra.launcher.n_jobs=2",

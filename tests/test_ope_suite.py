@@ -12,7 +12,7 @@ from experiments.suites.ope import OPESuiteConfig, plot, run, write_results
 @pytest.fixture(scope="module")
 def tiny_df():
     cfg = OPESuiteConfig(ope=OPEConfig(estimators=("ips", "dr", "switch_dr")), ns=(500,),
-                         n_replicates=40, n_train=3_000, n_reference=20_000, chunk=40)
+                         n_replicates=40, n_train=2_000, n_reference=5_000, chunk=40)
     return run(cfg, seed=0, progress=False)
 
 

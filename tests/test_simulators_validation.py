@@ -124,6 +124,7 @@ def test_params_of_another_config_are_rejected(world_params):
         validate_params(world_params._asdict())
 
 
+@pytest.mark.slow  # compiles the world under jit and vmap (~15 s)
 def test_validation_skips_traced_params_under_jit_and_vmap(world_params, world_config):
     """Users may vmap/jit over the params: traced values are not concretised (shapes are still
     checked), so validation never breaks tracing."""
