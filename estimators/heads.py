@@ -290,16 +290,7 @@ DEFAULT_COST_HEAD = HeadConfig(learner="hurdle", hurdle_amount="constant")
 
 
 def _as_head_config(field: str, value: Any) -> HeadConfig:
-    if isinstance(value, HeadConfig):
-        return value
-    if isinstance(value, Mapping) or hasattr(value, "keys"):
-        known = {f.name for f in dataclasses.fields(HeadConfig)}
-        unknown = sorted(set(value.keys()) - known)
-        if unknown:
-            fail(f"HeadsConfig.{field}", f"unknown keys {unknown}", f"use only {sorted(known)}")
-        return HeadConfig(**{k: value[k] for k in value.keys()})
-    fail(f"HeadsConfig.{field}", f"expected a HeadConfig (or a mapping of its fields), got "
-         f"{type(value).__name__}", f"pass e.g. {field}=HeadConfig(learner='t')")
+    return _as_config(f"HeadsConfig.{field}", value, HeadConfig)
 
 
 @dataclasses.dataclass(frozen=True)
