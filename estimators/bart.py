@@ -141,6 +141,30 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int | np.integer) and not isinstance(v, bool)
 
 
+def _check_mcmc_fields(obj: Any, ints: tuple[tuple[str, int], ...],
+                       positives: tuple[str, ...]) -> None:
+    """The shared settings checks of :class:`BART` and :class:`BCFLearner`: each ``(name, low)``
+    of ``ints`` an integer ``>= low``, each of ``positives`` a finite number ``> 0``, and
+    ``n_draws`` (the total over chains) a multiple of ``n_chains``."""
+    cls = type(obj).__name__
+    defaults = type(obj).__dataclass_fields__
+    for name, low in ints:
+        v = getattr(obj, name)
+        if not _is_int(v) or v < low:
+            fail(f"{cls}.{name}", f"must be an integer >= {low}, got {v!r}",
+                 f"e.g. {name}={defaults[name].default}")
+    if obj.n_draws % obj.n_chains:
+        fail(f"{cls}.n_draws", f"n_draws={obj.n_draws} (the total over chains) is not a "
+             f"multiple of n_chains={obj.n_chains}",
+             f"use n_draws={obj.n_chains * max(1, obj.n_draws // obj.n_chains)}")
+    for name in positives:
+        v = getattr(obj, name)
+        if isinstance(v, bool) or not isinstance(v, int | float | np.number) or not (
+                np.isfinite(v) and v > 0):
+            fail(f"{cls}.{name}", f"must be a finite number > 0, got {v!r}",
+                 f"e.g. {name}={defaults[name].default}")
+
+
 @float64_methods("fit", "predict", "predict_draws", "error_sd")
 @dataclasses.dataclass(frozen=True)
 class BART:
@@ -172,22 +196,10 @@ class BART:
     min_rows: int = 256
 
     def __post_init__(self) -> None:
-        for name, low in (("n_trees", 1), ("n_burn", 0), ("n_draws", 1), ("keep_every", 1),
-                          ("n_chains", 1), ("seed", 0), ("max_cutpoints", 1), ("min_rows", 1)):
-            v = getattr(self, name)
-            if not _is_int(v) or v < low:
-                fail(f"BART.{name}", f"must be an integer >= {low}, got {v!r}",
-                     f"e.g. {name}={BART.__dataclass_fields__[name].default}")
-        if self.n_draws % self.n_chains:
-            fail("BART.n_draws", f"n_draws={self.n_draws} (the total over chains) is not a "
-                 f"multiple of n_chains={self.n_chains}",
-                 f"use n_draws={self.n_chains * max(1, self.n_draws // self.n_chains)}")
-        for name in ("k", "sigma_df", "power"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float | np.number) or not (
-                    np.isfinite(v) and v > 0):
-                fail(f"BART.{name}", f"must be a finite number > 0, got {v!r}",
-                     f"e.g. {name}={BART.__dataclass_fields__[name].default}")
+        _check_mcmc_fields(self, (("n_trees", 1), ("n_burn", 0), ("n_draws", 1),
+                                  ("keep_every", 1), ("n_chains", 1), ("seed", 0),
+                                  ("max_cutpoints", 1), ("min_rows", 1)),
+                           ("k", "sigma_df", "power"))
         for name in ("sigma_quantile", "base"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float | np.number) or not (
@@ -360,22 +372,9 @@ class BCFLearner:
     supported_actions_: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        for name, low in (("n_trees_mu", 1), ("n_trees_tau", 1), ("n_burn", 0),
-                          ("n_draws", 1), ("n_chains", 1), ("seed", 0)):
-            v = getattr(self, name)
-            if not _is_int(v) or v < low:
-                fail(f"BCFLearner.{name}", f"must be an integer >= {low}, got {v!r}",
-                     f"e.g. {name}={BCFLearner.__dataclass_fields__[name].default}")
-        if self.n_draws % self.n_chains:
-            fail("BCFLearner.n_draws", f"n_draws={self.n_draws} (the total over chains) is "
-                 f"not a multiple of n_chains={self.n_chains}",
-                 f"use n_draws={self.n_chains * max(1, self.n_draws // self.n_chains)}")
-        for name in ("k_mu", "k_tau", "sigma_df"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float | np.number) or not (
-                    np.isfinite(v) and v > 0):
-                fail(f"BCFLearner.{name}", f"must be a finite number > 0, got {v!r}",
-                     f"e.g. {name}={BCFLearner.__dataclass_fields__[name].default}")
+        _check_mcmc_fields(self, (("n_trees_mu", 1), ("n_trees_tau", 1), ("n_burn", 0),
+                                  ("n_draws", 1), ("n_chains", 1), ("seed", 0)),
+                           ("k_mu", "k_tau", "sigma_df"))
         if not isinstance(self.propensity, Logistic):
             fail("BCFLearner.propensity", f"must be an estimators.base.Logistic, got "
                  f"{type(self.propensity).__name__}", "use e.g. Logistic(alpha=1.0)")
