@@ -189,15 +189,17 @@ def fit_masked(base: BaseModel, x: Any, y: Any, weights: Any) -> Any:
     x = jnp.asarray(x, dtype=jnp.float64)
     y = jnp.asarray(y, dtype=jnp.float64)
     weights = jnp.asarray(weights, dtype=jnp.float64)
-    if y.ndim == 1:
-        y = jnp.broadcast_to(y, weights.shape)
     if not is_traceable(base):
-        return HostFits(base.fit(x, y[j], weights[j]) for j in range(weights.shape[0]))
+        return HostFits(base.fit(x, y if y.ndim == 1 else y[j], weights[j])
+                        for j in range(weights.shape[0]))
     return _fit_masked(base, x, y, weights)
 
 
 def _fit_masked_traced(base: BaseModel, x: jax.Array, y: jax.Array, weights: jax.Array) -> Any:
-    """``y (m, n)``, ``weights (m, n)``."""
+    """``weights (m, n)``; ``y (n,)`` shared by every fit (not copied ``m`` times) or
+    ``y (m, n)``, one target per fit."""
+    if y.ndim == 1:
+        return jax.lax.map(lambda w: base.fit(x, y, w), weights)
     return jax.lax.map(lambda yw: base.fit(x, yw[0], yw[1]), (y, weights))
 
 
@@ -224,7 +226,7 @@ def _cross_fit_traced(base: BaseModel, x: jax.Array, y: jax.Array, folds: jax.Ar
                       action: jax.Array | None, n_folds: int,
                       n_actions: int | None) -> CrossFit:
     masks = fold_action_masks(folds, action, n_folds, n_actions)
-    params = _fit_masked_traced(base, x, jnp.broadcast_to(y, masks.shape), masks)
+    params = _fit_masked_traced(base, x, y, masks)
     preds = jax.vmap(lambda p: base.predict(p, x))(params)  # (F*A, n) or (F, n)
     return CrossFit(_out_of_fold(preds, folds, n_folds, action is not None), params)
 
