@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -131,6 +131,7 @@ class Ridge:
     """
 
     alpha: float = 1.0
+    pads_exactly: ClassVar[bool] = True  # weighted sums only: zero-weight rows change nothing
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.alpha) or self.alpha <= 0:
@@ -216,6 +217,7 @@ class Logistic:
 
     alpha: float = 1.0
     n_iter: int = 25
+    pads_exactly: ClassVar[bool] = True  # weighted sums only: zero-weight rows change nothing
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.alpha) or self.alpha < 0:

@@ -59,6 +59,8 @@ __all__ = [
     "fold_ids",
     "fold_ids_batch",
     "is_traceable",
+    "padded_rows",
+    "pads_exactly",
     "predict_stacked",
 ]
 
@@ -192,7 +194,41 @@ def fit_masked(base: BaseModel, x: Any, y: Any, weights: Any) -> Any:
     if not is_traceable(base):
         return HostFits(base.fit(x, y if y.ndim == 1 else y[j], weights[j])
                         for j in range(weights.shape[0]))
+    if pads_exactly(base):
+        x, y, weights = _pad_rows(x, y, weights)
     return _fit_masked(base, x, y, weights)
+
+
+def pads_exactly(base: BaseModel) -> bool:
+    """Whether appending zero-weight rows leaves ``base``'s fit unchanged (every statistic it
+    computes is a weighted sum over rows: ``pads_exactly = True`` on ridge and logistic; not on
+    the MLP, whose validation split and batches depend on the row count)."""
+    return bool(getattr(base, "pads_exactly", False))
+
+
+def padded_rows(n: int) -> int:
+    """The row bucket of ``n``: ``n`` rounded up to a multiple of 256 up to 4,096 rows, else the
+    next power of two. A log that grows round by round then compiles a fit only when it
+    doubles; the padding (at most 2x rows) costs far less than a compilation for these fits."""
+    if n <= 4096:
+        return -(-n // 256) * 256
+    return 1 << int(np.ceil(np.log2(n)))
+
+
+def _pad_rows(x: jax.Array, y: jax.Array, weights: jax.Array
+              ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Zero-weight rows appended up to :func:`padded_rows` (exact for :func:`pads_exactly`
+    bases: a zero weight drops a row)."""
+    n = x.shape[0]
+    extra = padded_rows(n) - n
+    if extra == 0:
+        return x, y, weights
+    x = jnp.concatenate([x, jnp.zeros((extra, x.shape[1]), x.dtype)])
+    pad_y = jnp.zeros((*y.shape[:-1], extra), y.dtype)
+    y = jnp.concatenate([y, pad_y], axis=-1)
+    weights = jnp.concatenate([weights, jnp.zeros((weights.shape[0], extra), weights.dtype)],
+                              axis=1)
+    return x, y, weights
 
 
 def _fit_masked_traced(base: BaseModel, x: jax.Array, y: jax.Array, weights: jax.Array) -> Any:
