@@ -106,9 +106,10 @@ class ResultStore:
         out.insert(0, "seed", seed)
         out.insert(0, "config_hash", chash)
         out.insert(0, "suite", suite)
-        for key, value in dotted(flat).items():
-            if isinstance(value, str | int | float | bool) and f"cfg.{key}" not in out:
-                out[f"cfg.{key}"] = value
+        cfg_columns = {f"cfg.{key}": value for key, value in dotted(flat).items()
+                       if isinstance(value, str | int | float | bool) and f"cfg.{key}" not in out}
+        if cfg_columns:  # one concat (a column at a time fragments a wide nested config)
+            out = pd.concat([out, pd.DataFrame(cfg_columns, index=out.index)], axis=1)
         path = self.job_path(suite, chash, seed)
         atomic_write(path, lambda tmp: out.to_parquet(tmp, index=False))
         return path

@@ -23,9 +23,11 @@ BUILTIN = {
     "horizons": "experiments.suites.horizons",
     "interference": "experiments.suites.interference",
     "drift": "experiments.suites.drift",
+    "peeking": "experiments.suites.peeking",
     "hillstrom": "experiments.suites.hillstrom",
     "ihdp": "experiments.suites.ihdp",
     "byo": "experiments.suites.byo",
+    "online": "experiments.suites.online",
 }
 
 

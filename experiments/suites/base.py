@@ -195,7 +195,11 @@ class Suite:
             if value is None and key in nullable:  # e.g. pacing's lag_mean=null: the world's own
                 changes[key] = None
                 continue
-            changes[key] = _coerce(f"experiment.params.{key}", value, getattr(base, key))
+            current = getattr(base, key)
+            if dataclasses.is_dataclass(current) and isinstance(value, dict):  # e.g. loop.rounds
+                changes[key] = _replace_nested(current, value, f"experiment.params.{key}")
+            else:
+                changes[key] = _coerce(f"experiment.params.{key}", value, current)
         return dataclasses.replace(base, **changes)
 
 

@@ -1,0 +1,303 @@
+"""The closed loop on truth (design notes, "The closed loop"): exploration, gates, drift, horizons,
+monitoring, each a set of loop variants run on the same seed.
+
+Every variant is one :class:`~experiments.loop.ClosedLoop` over ``loop.rounds`` rounds from the
+same pilot (so the variants of one seed differ only by the knob named):
+
+=================  ==============================================================================
+``explore_none``   retrain every round, deterministic deployment (no exploration)
+``explore_floor``  retrain every round, the loop's exploration (default: a 5 % propensity floor)
+``explore_epsilon``retrain every round, epsilon-greedy with the same exploration mass
+``gated``          OPE gate, then the always-valid online test, then promote / roll back / keep
+``gated_ope_only`` OPE gate alone: a candidate that passes is promoted at once
+``skew``           ``gated`` with the candidate's serving features broken (``serving_skew``)
+``skew_ope_only``  the same with the OPE gate alone: offline looks fine, online it is not
+``static``         the pilot's policy forever (drift erodes it)
+``recalibrate``    the pilot's heads, linearly recalibrated on the newest matured cohort
+``no_drift``       ``static`` in a world without drift: the monitors' false alarms
+``drift_onset``    ``static`` with drift starting at round ``rounds // 2``: detection delays
+=================  ==============================================================================
+
+Rows: key columns ``variant`` and ``round``; the metrics are every numeric field of the loop's
+round records (truth: ``incumbent_regret``, ``incumbent_overspend``, ``gate_value_covered``,
+``promotion_right``...; monitoring: ``psi_max``, ``srm_p_value``...). Per variant one more row set
+with ``round = -1``: the run's detector summary (:func:`estimators.monitoring.alarm_metrics`):
+``false_alarm_<detector>`` on ``no_drift`` (every alert is false) and on the pre-onset rounds of
+``drift_onset``, ``delay_<detector>`` (rounds from the onset to the first alert; NaN if none).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from estimators.monitoring import alarm_metrics
+from experiments.configs import HeadsConfig, PolicyConfig, WorldConfig
+from experiments.loop import ClosedLoop, ExplorationConfig, LoopConfig
+from experiments.store import atomic_write
+from experiments.suites._plotting import metric_panels, pyplot, save
+from experiments.suites.base import Suite
+
+__all__ = ["SUITE", "VARIANTS", "OnlineSuiteConfig", "loop_config", "plot", "run", "summary"]
+
+VARIANTS = ("explore_none", "explore_floor", "explore_epsilon", "gated", "gated_ope_only", "skew",
+            "skew_ope_only", "static", "recalibrate", "no_drift", "drift_onset")
+DETECTORS = ("drift_alert", "dataset_drift_alert", "psi_alert", "srm_alert", "arm_srm_alert")
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineSuiteConfig:
+    """The loop (``loop``; its ``world``, ``learner`` and ``policy`` come from the global groups,
+    set them there), the variants to run and the broken serving pipeline of the skew
+    variants."""
+
+    world: WorldConfig = WorldConfig()
+    learner: HeadsConfig = HeadsConfig()
+    policy: PolicyConfig = PolicyConfig()
+    loop: LoopConfig = LoopConfig()
+    variants: tuple[str, ...] = VARIANTS
+    serving_skew: float = 1.0
+
+    def __post_init__(self) -> None:
+        bad = [v for v in self.variants if v not in VARIANTS]
+        if bad or not self.variants:
+            raise ValueError(f"experiment.params.variants: {bad or 'empty'} not known. Fix: a "
+                             f"non-empty subset of {list(VARIANTS)}.")
+        for group in ("world", "learner", "policy"):
+            if getattr(self.loop, group) != getattr(LoopConfig(), group):
+                raise ValueError(f"experiment.params.loop.{group}: set through the global group "
+                                 f"instead ({group}.<field>=...), so every suite sees it. Fix: "
+                                 f"drop the loop.{group} override.")
+        if not 0.0 <= self.serving_skew <= 1.0:
+            raise ValueError(f"experiment.params.serving_skew: must lie in [0, 1], got "
+                             f"{self.serving_skew}. Fix: e.g. 1.0 (sign-flipped features).")
+
+    @classmethod
+    def compact(cls) -> OnlineSuiteConfig:
+        return cls(loop=LoopConfig(rounds=5, users_per_round=4_000, pilot_users=1_000),
+                   variants=("explore_none", "gated", "static"))
+
+
+def loop_config(cfg: OnlineSuiteConfig, variant: str) -> LoopConfig:
+    """The loop of one variant (see the module docstring)."""
+    base = dataclasses.replace(cfg.loop, world=cfg.world, learner=cfg.learner, policy=cfg.policy)
+    explore = base.exploration
+    mass = min(explore.floor * base.world.n_actions, 1.0)  # the floor's uniform mixing weight
+    no_test = dataclasses.replace(base.online_test, enabled=False)
+    changes: dict[str, Any] = {
+        "explore_none": dict(update="retrain", exploration=ExplorationConfig(kind="none")),
+        "explore_floor": dict(update="retrain"),
+        "explore_epsilon": dict(update="retrain",
+                                exploration=ExplorationConfig(kind="epsilon", epsilon=mass)),
+        "gated": dict(update="gated"),
+        "gated_ope_only": dict(update="gated", online_test=no_test),
+        "skew": dict(update="gated", serving_skew=cfg.serving_skew),
+        "skew_ope_only": dict(update="gated", serving_skew=cfg.serving_skew,
+                              online_test=no_test),
+        "static": dict(update="static"),
+        "recalibrate": dict(update="recalibrate"),
+        "no_drift": dict(update="static", drift=False),
+        "drift_onset": dict(update="static", drift_onset=max(1, base.rounds // 2)),
+    }[variant]
+    return dataclasses.replace(base, **changes)
+
+
+def _tidy(records: list[dict[str, Any]], variant: str, seed: int) -> pd.DataFrame:
+    wide = pd.DataFrame(records)
+    keep = [c for c in wide.columns if c != "round"
+            and (pd.api.types.is_numeric_dtype(wide[c]) or pd.api.types.is_bool_dtype(wide[c])
+                 or wide[c].map(lambda v: v is None or isinstance(v, bool | float | int)).all())]
+    numeric = wide[keep].apply(lambda col: pd.to_numeric(col.map(
+        lambda v: np.nan if v is None else float(v)), errors="coerce"))
+    numeric["round"] = wide["round"]
+    long = numeric.melt(id_vars="round", var_name="metric", value_name="value").dropna()
+    return long.assign(variant=variant, seed=seed)
+
+
+def _detector_rows(records: list[dict[str, Any]], lc: LoopConfig, variant: str,
+                   seed: int) -> list[dict[str, Any]]:
+    onset = None if not lc.drift else (lc.drift_onset if lc.drift_onset > 0 else None)
+    if variant not in ("no_drift", "drift_onset"):
+        return []
+    rows = []
+    for det in DETECTORS:
+        alerts = np.array([[bool(r.get(det, False)) for r in records]])
+        m = alarm_metrics(alerts, onset=onset)
+        rows.append(dict(metric=f"false_alarm_{det}", value=m.false_alarm_rate))
+        if onset is not None:
+            rows.append(dict(metric=f"delay_{det}", value=float(m.delays[0])))
+    return [dict(r, variant=variant, round=-1, seed=seed) for r in rows]
+
+
+def run(cfg: OnlineSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
+    """One closed loop per variant, all from job ``seed`` (the loop's streams)."""
+    frames = []
+    for variant in tqdm(cfg.variants, desc="online variants", disable=not progress, leave=False):
+        lc = loop_config(cfg, variant)
+        records = ClosedLoop(lc, seed=seed).run(progress=progress)
+        frames.append(_tidy(records, variant, seed))
+        det = _detector_rows(records, lc, variant, seed)
+        if det:
+            frames.append(pd.DataFrame(det))
+    return pd.concat(frames, ignore_index=True)
+
+
+# ------------------------------------------------------------------------------------- outputs
+def _per_round(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["round"] >= 0]
+
+
+def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """``exploration.png``, ``gate.png``, ``drift.png``, ``horizons.png`` and one monitoring
+    dashboard per variant of the lowest seed (``dashboard_<variant>.png``)."""
+    out_dir = Path(out_dir)
+    rounds = _per_round(df)
+    paths = []
+    explore = rounds[rounds["variant"].str.startswith("explore_")]
+    if not explore.empty:
+        paths.append(metric_panels(
+            explore, ("min_propensity", "overlap_ess_share", "overlap_unsupported",
+                      "gate_value_covered", "incumbent_regret"),
+            series="variant", x="round", xlabel="round", out_dir=out_dir, name="exploration.png"))
+    drift = rounds[rounds["variant"].isin(("static", "recalibrate", "explore_floor", "gated"))]
+    if not drift.empty:
+        paths.append(metric_panels(drift, ("incumbent_regret", "incumbent_overspend",
+                                           "cost_calibration"),
+                                   series="variant", x="round", xlabel="round", out_dir=out_dir,
+                                   name="drift.png", zero_line=True))
+    gate = _gate_table(df)
+    if not gate.empty:
+        paths.append(_gate_figure(gate, out_dir))
+    if "horizon_estimate" in set(rounds["metric"]):
+        paths.append(_horizon_figure(rounds, out_dir))
+    seed0 = rounds[rounds["seed"] == rounds["seed"].min()]
+    for variant, g in seed0.groupby("variant", sort=False):
+        paths.append(_dashboard(g, variant, out_dir))
+    return paths
+
+
+def _gate_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per variant (gated ones): promotions per run, wrong promotions, gate passes."""
+    rows = []
+    for (variant, seed), g in _per_round(df).groupby(["variant", "seed"]):
+        if not str(variant).startswith(("gated", "skew")):
+            continue
+        m = g.pivot_table(index="round", columns="metric", values="value")
+        promoted = m.get("promoted", pd.Series(dtype=float)).fillna(0).sum()
+        right = m.get("promotion_right", pd.Series(dtype=float)).dropna()
+        rows.append(dict(variant=variant, seed=seed, promotions=promoted,
+                         wrong_promotions=float((right == 0).sum()),
+                         gate_passes=m.get("gate_passed", pd.Series(dtype=float)).sum(),
+                         mean_regret=m["incumbent_regret"].mean()))
+    return pd.DataFrame(rows)
+
+
+def _gate_figure(gate: pd.DataFrame, out_dir: Path) -> Path:
+    plt = pyplot()
+    stats = gate.groupby("variant", sort=False)[["promotions", "wrong_promotions",
+                                                 "mean_regret"]].agg(["mean", "sem"])
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, col in zip(axes, ("promotions", "wrong_promotions", "mean_regret"), strict=True):
+        ax.bar(stats.index, stats[(col, "mean")], yerr=stats[(col, "sem")].fillna(0.0),
+               capsize=3, color="tab:blue")
+        ax.set_title(col.replace("_", " ") + (" per run" if col != "mean_regret" else ""))
+        ax.tick_params(axis="x", rotation=20)
+        ax.grid(alpha=0.3, axis="y")
+    return save(fig, out_dir, "gate.png")
+
+
+def _horizon_figure(rounds: pd.DataFrame, out_dir: Path) -> Path:
+    plt = pyplot()
+    h = rounds[rounds["metric"].isin(("horizon_estimate", "horizon_low", "horizon_high",
+                                      "horizon_truth"))]
+    variants = [v for v in ("gated", "explore_floor", "explore_none") if v in set(h["variant"])]
+    fig, axes = plt.subplots(1, max(len(variants), 1), figsize=(4.5 * max(len(variants), 1), 4),
+                             squeeze=False)
+    for ax, v in zip(axes[0], variants, strict=False):
+        g = h[(h["variant"] == v) & (h["seed"] == h["seed"].min())]
+        m = g.pivot_table(index="round", columns="metric", values="value")
+        ax.fill_between(m.index, m["horizon_low"], m["horizon_high"], alpha=0.3,
+                        label="DR 1 - alpha CI")
+        ax.plot(m.index, m["horizon_estimate"], "o-", label="DR estimate")
+        ax.plot(m.index, m["horizon_truth"], "k--", label="truth")
+        ax.set_title(f"{v}: accounting-horizon value")
+        ax.set_xlabel("round")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend()
+    return save(fig, out_dir, "horizons.png")
+
+
+_DASHBOARD = (
+    ("assignment volume", ("volume_offered", "no_offer_rate")),
+    ("spend per user", ("spend_plan", "spend_paid", "incumbent_cost")),
+    ("realised / predicted cost", ("cost_calibration",)),
+    ("value lift vs holdout", ("value_lift_observed", "value_lift_predicted",
+                               "incumbent_value")),
+    ("rank monotonicity", ("rank_spearman",)),
+    ("feature drift", ("psi_max", "wasserstein_max", "drift_share")),
+    ("propensities", ("min_propensity", "overlap_ess_share", "overlap_unsupported")),
+    ("SRM p-value", ("srm_p_value", "arm_srm_p_value")),
+    ("online test (value diff)", ("test_estimate", "test_low", "test_high", "test_true_diff")),
+    ("regret (truth)", ("incumbent_regret", "incumbent_target_regret")),
+)
+
+
+def _dashboard(g: pd.DataFrame, variant: str, out_dir: Path) -> Path:
+    plt = pyplot()
+    m = g.pivot_table(index="round", columns="metric", values="value")
+    fig, axes = plt.subplots(2, 5, figsize=(20, 7.5))
+    for ax, (title, cols) in zip(axes.ravel(), _DASHBOARD, strict=True):
+        for c in cols:
+            if c in m:
+                ax.plot(m.index, m[c], "o-", ms=3, label=c.replace("_", " "))
+        if title == "SRM p-value":
+            ax.axhline(0.001, color="r", lw=0.8, ls=":", label="alert 0.001")
+            ax.set_yscale("log")
+        if title == "feature drift":
+            ax.axhline(0.1, color="r", lw=0.8, ls=":", label="PSI / W alert 0.1")
+        ax.set_title(title)
+        ax.set_xlabel("round")
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=7)
+    fig.suptitle(f"closed-loop monitoring: {variant} (seed {int(g['seed'].min())})")
+    return save(fig, out_dir, f"dashboard_{variant}.png")
+
+
+_SUMMARY = ("incumbent_regret", "incumbent_overspend", "gate_value_covered", "horizon_covered",
+            "promoted", "promotion_right")
+
+
+def summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant: mean over rounds and seeds of the true regret and overspend, the
+    gate's CI coverage of the true value difference, the horizon CI's coverage, promotions per
+    run and the share of them that were right; then the detector summaries."""
+    r = _per_round(rows)
+    per = r[r["metric"].isin(_SUMMARY)].pivot_table(index=["variant", "seed", "round"],
+                                                    columns="metric", values="value")
+    out = per.groupby(level="variant", sort=False).mean()
+    if "promoted" in per:
+        out["promotions_per_run"] = (per["promoted"].fillna(0).groupby(
+            level=["variant", "seed"]).sum().groupby(level="variant").mean())
+    det = rows[rows["round"] < 0].pivot_table(index="variant", columns="metric", values="value")
+    return out.join(det, how="outer").reset_index()
+
+
+def write(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """``online.csv`` (all rows), ``online_summary.csv`` and the figures."""
+    out_dir = Path(out_dir)
+    paths = []
+    for name, table in (("online.csv", rows), ("online_summary.csv", summary(rows))):
+        path = out_dir / name
+        atomic_write(path, lambda tmp, t=table: t.to_csv(tmp, index=False))
+        paths.append(path)
+    return paths + plot(rows, out_dir)
+
+
+SUITE = Suite(name="online", config_class=OnlineSuiteConfig, run=run, plot=plot, write=write,
+              summary=summary, key_columns=("variant", "round"))
