@@ -49,6 +49,8 @@ RESULT_JOBS := \
 	"experiment=allocation 'seeds=[0,1,2,3,4]'" \
 	"experiment=pacing 'seeds=[0,1,2,3]'" \
 	"experiment=ope" \
+	"experiment=peeking 'seeds=[0,1,2]'" \
+	"experiment=online 'seeds=[0,1,2]'" \
 	""
 
 results: $(STAMP_RUN)

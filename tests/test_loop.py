@@ -30,7 +30,6 @@ from experiments.loop import (
     ope_gate,
     serve,
 )
-from experiments.loop.core import _as_logged
 from experiments.suites import online
 from policies.allocation import allocate
 from policies.exploration import propensity_floor
@@ -296,3 +295,22 @@ def test_a_gated_candidate_is_tested_online_on_three_arms():
     assert rec["incumbent_id_next"] == (1 if rec["test_decision"] == "promote" else 0)
     # the decided test freed the slot: round 2's retrained candidate passed and is next in test
     assert state.candidate.policy_id == 2 and state.test.rounds_run == 0
+
+
+def test_thompson_exploration_from_a_bootstrap_ensemble():
+    """Heads without posterior draws explore by a bootstrap ensemble: the deployed rows are the
+    average of the draws' allocations (so rows sum to 1 and differ from the target), logged
+    exactly."""
+    cfg = dataclasses.replace(SMALL, rounds=2, update="retrain",
+                              exploration=ExplorationConfig(kind="thompson", n_draws=3))
+    loop = ClosedLoop(cfg, seed=0)
+    state = loop.init()
+    assert len(state.incumbent.draws) == 3
+    state = loop.step(state)
+    rows = state.log["cohort"] == 0
+    p = state.log["action_prob"][rows]
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-12)
+    assert (p[~state.log["eligible"][rows]] == 0).all()
+    deployed, target = serve(state.incumbent, state.log["x"][rows], state.log["eligible"][rows],
+                             budget=float(rows.sum()), exploration=cfg.exploration)
+    assert np.mean(np.abs(deployed - target).sum(axis=1) > 1e-9) > 0.05
