@@ -255,7 +255,7 @@ def test_online_suite_config_and_variants():
     cfg = suite.make_config({"loop": {"rounds": 3, "online_test": {"looks_per_round": 2}}},
                             {"world": {"n_offers": 3}}, compact=True)
     assert cfg.loop.rounds == 3 and cfg.loop.online_test.looks_per_round == 2
-    for variant in online.VARIANTS:
+    for variant in online.VARIANTS + online.OPTIONAL_VARIANTS:
         lc = online.loop_config(cfg, variant)
         assert lc.world.n_offers == 3 and lc.rounds == 3
     assert online.loop_config(cfg, "skew").serving_skew == cfg.serving_skew

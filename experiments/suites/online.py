@@ -18,6 +18,12 @@ same pilot (so the variants of one seed differ only by the knob named):
 ``drift_onset``    ``static`` with drift starting at round ``rounds // 2``: detection delays
 =================  ==============================================================================
 
+Not in the default list (``experiment.params.variants=[...]``): ``portfolio`` /
+``portfolio_ope_only`` (``gated`` / ``gated_ope_only`` with the other programs reaching
+``portfolio_reach`` times their audience from round ``rounds // 2``: offline and online disagree
+because the portfolio changed) and ``explore_thompson`` (retrain, Thompson exploration from a
+bootstrap ensemble of the heads: ``n_draws`` extra fits per round).
+
 Rows: key columns ``variant`` and ``round``; the metrics are every numeric field of the loop's
 round records (truth: ``incumbent_regret``, ``incumbent_overspend``, ``gate_value_covered``,
 ``promotion_right``...; monitoring: ``psi_max``, ``srm_p_value``...). Per variant one more row set
@@ -47,6 +53,7 @@ __all__ = ["SUITE", "VARIANTS", "OnlineSuiteConfig", "loop_config", "plot", "run
 
 VARIANTS = ("explore_none", "explore_floor", "explore_epsilon", "gated", "gated_ope_only", "skew",
             "skew_ope_only", "static", "recalibrate", "no_drift", "drift_onset")
+OPTIONAL_VARIANTS = ("portfolio", "portfolio_ope_only", "explore_thompson")
 DETECTORS = ("drift_alert", "dataset_drift_alert", "psi_alert", "srm_alert", "arm_srm_alert")
 
 
@@ -62,12 +69,13 @@ class OnlineSuiteConfig:
     loop: LoopConfig = LoopConfig()
     variants: tuple[str, ...] = VARIANTS
     serving_skew: float = 1.0
+    portfolio_reach: float = 2.5
 
     def __post_init__(self) -> None:
-        bad = [v for v in self.variants if v not in VARIANTS]
+        bad = [v for v in self.variants if v not in VARIANTS + OPTIONAL_VARIANTS]
         if bad or not self.variants:
             raise ValueError(f"experiment.params.variants: {bad or 'empty'} not known. Fix: a "
-                             f"non-empty subset of {list(VARIANTS)}.")
+                             f"non-empty subset of {list(VARIANTS + OPTIONAL_VARIANTS)}.")
         for group in ("world", "learner", "policy"):
             if getattr(self.loop, group) != getattr(LoopConfig(), group):
                 raise ValueError(f"experiment.params.loop.{group}: set through the global group "
@@ -103,6 +111,13 @@ def loop_config(cfg: OnlineSuiteConfig, variant: str) -> LoopConfig:
         "recalibrate": dict(update="recalibrate"),
         "no_drift": dict(update="static", drift=False),
         "drift_onset": dict(update="static", drift_onset=max(1, base.rounds // 2)),
+        "portfolio": dict(update="gated", portfolio_reach=cfg.portfolio_reach,
+                          portfolio_change_round=base.rounds // 2),
+        "portfolio_ope_only": dict(update="gated", online_test=no_test,
+                                   portfolio_reach=cfg.portfolio_reach,
+                                   portfolio_change_round=base.rounds // 2),
+        "explore_thompson": dict(update="retrain", exploration=dataclasses.replace(
+            explore, kind="thompson")),
     }[variant]
     return dataclasses.replace(base, **changes)
 
@@ -185,7 +200,7 @@ def _gate_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per variant (gated ones): promotions per run, wrong promotions, gate passes."""
     rows = []
     for (variant, seed), g in _per_round(df).groupby(["variant", "seed"]):
-        if not str(variant).startswith(("gated", "skew")):
+        if not str(variant).startswith(("gated", "skew", "portfolio")):
             continue
         m = g.pivot_table(index="round", columns="metric", values="value")
         promoted = m.get("promoted", pd.Series(dtype=float)).fillna(0).sum()
