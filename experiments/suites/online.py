@@ -176,8 +176,8 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     explore = rounds[rounds["variant"].str.startswith("explore_")]
     if not explore.empty:
         paths.append(metric_panels(
-            explore, ("min_propensity", "overlap_ess_share", "overlap_unsupported",
-                      "gate_value_covered", "incumbent_regret"),
+            explore, ("min_propensity", "overlap_ess_share", "gate_unsupported_mass",
+                      "gate_value_covered", "incumbent_regret", "incumbent_target_regret"),
             series="variant", x="round", xlabel="round", out_dir=out_dir, name="exploration.png"))
     drift = rounds[rounds["variant"].isin(("static", "recalibrate", "explore_floor", "gated"))]
     if not drift.empty:
@@ -304,10 +304,12 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def write(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """``online.csv`` (all rows), ``online_summary.csv`` and the figures."""
+    """``online.csv`` (all rows, without the store's ``cfg.*`` columns: the config is in the
+    store's ``config.json``), ``online_summary.csv`` and the figures."""
     out_dir = Path(out_dir)
     paths = []
-    for name, table in (("online.csv", rows), ("online_summary.csv", summary(rows))):
+    tidy = rows.loc[:, ~rows.columns.str.startswith("cfg.")]
+    for name, table in (("online.csv", tidy), ("online_summary.csv", summary(rows))):
         path = out_dir / name
         atomic_write(path, lambda tmp, t=table: t.to_csv(tmp, index=False))
         paths.append(path)
