@@ -201,7 +201,7 @@ def test_a_killed_loop_resumes_to_the_uninterrupted_result(small_run, tmp_path):
 def test_records_carry_truth_and_monitors(small_run):
     _, records = small_run
     df = pd.DataFrame(records)
-    assert len(df) == SMALL.rounds and (df["oracle_value"] >= df["incumbent_value"] - 1e-9).all()
+    assert len(df) == SMALL.rounds  # (a policy that overspends can beat the budgeted oracle)
     np.testing.assert_allclose(df["incumbent_regret"], df["oracle_value"] - df["incumbent_value"])
     for col in ("srm_p_value", "psi_max", "min_propensity", "value_lift_observed", "spend_plan",
                 "overlap_ess_share", "no_offer_rate", "gate_value_diff", "horizon_truth"):
@@ -283,11 +283,21 @@ def test_a_gated_candidate_is_tested_online_on_three_arms():
     cfg = dataclasses.replace(SMALL, gate=GateConfig(min_value_gain=-1e9, cost_tolerance=1e9))
     loop = ClosedLoop(cfg, seed=2)
     state = loop.init()
-    for _ in range(3):
+    for _ in range(2):
         state = loop.step(state)
+    before = state
+    state = loop.step(state)
     rec = state.records[2]
-    assert state.records[1]["gate_passed"] and rec["candidate_id"] == 1
     rows = state.log["cohort"] == 2
+    x, elig = state.log["x"][rows], state.log["eligible"][rows]
+    budget = cfg.policy.budget_per_user * rows.sum()
+    inc, _ = serve(before.incumbent, x, elig, budget=budget, exploration=cfg.exploration)
+    cand, _ = serve(before.candidate, x, elig, budget=budget, exploration=cfg.exploration)
+    h, s = cfg.holdout_share, cfg.online_test.share
+    mixture = (1 - h) * (1 - s) * inc + (1 - h) * s * cand
+    mixture[:, 0] += h
+    np.testing.assert_allclose(state.log["action_prob"][rows], mixture, atol=1e-12)
+    assert state.records[1]["gate_passed"] and rec["candidate_id"] == 1
     arm = state.log["arm"][rows]
     assert set(np.unique(arm)) == {0, 1, 2}
     assert abs(np.mean(arm == 2) - 0.5 * (1 - cfg.holdout_share)) < 4 * np.sqrt(0.25 / rows.sum())

@@ -219,6 +219,7 @@ class ClosedLoop:
         rec["incumbent_overspend"] = rec["incumbent_cost"] - budget_pu
 
         # ---- online test of the candidate under test
+        served = state.incumbent  # the policy deployed this round (a promotion replaces it)
         if state.candidate is not None:
             test = state.test
             pre = (pre_period_value(self._key("pre", r), params, pop)
@@ -239,8 +240,8 @@ class ClosedLoop:
         # ---- monitoring
         rec.update(monitor.round_signals(
             logged=logged, arm=arm, arm_probs=arm_probs, deployed=inc_dep,
-            reference_x=state.reference_x, policy=state.incumbent, budget_per_user=budget_pu,
-            log=state.log, round_=r, maturity=cfg.cost_maturity))
+            reference_x=state.reference_x, policy=served, budget_per_user=budget_pu,
+            log=state.log, round_=r, maturity=cfg.cost_maturity, allocator=self.allocator))
 
         # ---- update
         if cfg.update != "static" and state.candidate is None:

@@ -51,7 +51,7 @@ class GateResult(NamedTuple):
     n_rows: int
     true_value_diff: float  # the OPE estimand: both policies as evaluated offline, these users
     true_cost_diff: float
-    served_value_diff: float  # what deploying them would do (the candidate's serving features)
+    served_value_diff: float  # what deploying them would do (each policy's serving features)
     served_cost_diff: float
     served_candidate_cost: float
     value_covered: bool
@@ -81,10 +81,12 @@ def ope_gate(candidate: FittedPolicy, incumbent: FittedPolicy, rows: LoggedData,
     """Gate ``candidate`` against ``incumbent`` on ``rows`` (see the module docstring).
     ``cost_label`` is the cost observed so far (outstanding redemptions missing)."""
     budget = budget_per_user * rows.n
-    offline = dataclasses.replace(candidate, serving_shift=0.0)  # the logs' features
+    # offline, both policies see the logs' features; served, each its own serving pipeline
+    policies = (("cand", dataclasses.replace(candidate, serving_shift=0.0)),
+                ("inc", dataclasses.replace(incumbent, serving_shift=0.0)),
+                ("served", candidate), ("served_inc", incumbent))
     dist = {name: serve(p, rows.x, rows.eligible, budget=budget, exploration=exploration,
-                        allocator=allocator)[0]
-            for name, p in (("cand", offline), ("inc", incumbent), ("served", candidate))}
+                        allocator=allocator)[0] for name, p in policies}
     k_value, k_cost = jax.random.split(key)
     est = {}
     for label, y, k in (("value", rows.value, k_value), ("cost", cost_label, k_cost)):
@@ -101,8 +103,8 @@ def ope_gate(candidate: FittedPolicy, incumbent: FittedPolicy, rows: LoggedData,
     truth = {name: policy_truth(rows.truth, d, eligible=rows.eligible) for name, d in dist.items()}
     tv = truth["cand"].value - truth["inc"].value
     tc = truth["cand"].cost - truth["inc"].cost
-    sv = truth["served"].value - truth["inc"].value
-    sc = truth["served"].cost - truth["inc"].cost
+    sv = truth["served"].value - truth["served_inc"].value
+    sc = truth["served"].cost - truth["served_inc"].cost
     v, c, cc = est["value"], est["cost"], est["candidate_cost"]
     cap = (1.0 + config.cost_tolerance) * budget_per_user
     slack = config.cost_tolerance * budget_per_user

@@ -9,7 +9,8 @@ all terms so far: the always-valid confidence sequence (``method="cs"``, planned
 ``t_star = max_rounds * users_per_round``) or the naive z interval (``method="naive"``, invalid
 under peeking: shown for contrast). With ``cuped`` the terms are adjusted by the pre-period
 term ``psi_i = x_pre_i (1{cand}/q_cand - 1{inc}/q_inc)`` (mean 0 by randomisation), ``theta``
-re-estimated at each look from the data up to that look only.
+estimated once, on the data of the test's first look, and held fixed for every later look
+(so a look's interval never uses a coefficient fitted on later data).
 
 Decision at the first look whose interval excludes 0: ``promote`` (above) or ``rollback``
 (below); still inconclusive after ``max_rounds`` rounds: ``keep`` (the incumbent stays).
@@ -44,6 +45,7 @@ class OnlineTest:
     decision: str  # running | promote | rollback | keep
     decided_at_look: int
     last: dict[str, float]
+    theta: float | None = None  # CUPED coefficient, fixed at the first look
 
     @classmethod
     def start(cls, config: OnlineTestConfig, *, started: int) -> OnlineTest:
@@ -64,8 +66,12 @@ class OnlineTest:
         new_looks = tuple(int(offset + c) for c in cuts if c >= 2)
         t_star = float(cfg.max_rounds * n)
         decision, at, last = self.decision, self.decided_at_look, dict(self.last)
+        theta = self.theta
+        if theta is None and cfg.cuped and new_looks and np.var(psi[:new_looks[0]]) > 0:
+            theta = float(cuped(phi[:new_looks[0]], psi[:new_looks[0]],
+                                covariate_mean=0.0).theta)
         for j, t in enumerate(new_looks):
-            est, low, high, ratio = self._interval(phi[:t], psi[:t], t_star)
+            est, low, high, ratio = self._interval(phi[:t], psi[:t], t_star, theta)
             last = dict(estimate=est, low=low, high=high, n=float(t), variance_ratio=ratio)
             if decision == "running" and (low > 0 or high < 0):
                 decision = "promote" if low > 0 else "rollback"
@@ -77,14 +83,15 @@ class OnlineTest:
         return dataclasses.replace(self, phi=phi, psi=psi, looks=self.looks + new_looks,
                                    rounds_run=rounds_run,
                                    true_diff_sum=self.true_diff_sum + true_diff * n,
-                                   decision=decision, decided_at_look=at, last=last)
+                                   decision=decision, decided_at_look=at, last=last,
+                                   theta=theta)
 
-    def _interval(self, phi: np.ndarray, psi: np.ndarray,
-                  t_star: float) -> tuple[float, float, float, float]:
+    def _interval(self, phi: np.ndarray, psi: np.ndarray, t_star: float,
+                  theta: float | None) -> tuple[float, float, float, float]:
         cfg = self.config
         ratio = 1.0
-        if cfg.cuped and np.var(psi) > 0:
-            adjusted = cuped(phi, psi, covariate_mean=0.0)
+        if theta is not None:
+            adjusted = cuped(phi, psi, theta=theta, covariate_mean=0.0)
             phi, ratio = adjusted.adjusted, float(adjusted.variance_ratio)
         look = [len(phi)]
         if cfg.method == "cs":

@@ -29,7 +29,8 @@ round records (truth: ``incumbent_regret``, ``incumbent_overspend``, ``gate_valu
 ``promotion_right``...; monitoring: ``psi_max``, ``srm_p_value``...). Per variant one more row set
 with ``round = -1``: the run's detector summary (:func:`estimators.monitoring.alarm_metrics`):
 ``false_alarm_<detector>`` on ``no_drift`` (every alert is false) and on the pre-onset rounds of
-``drift_onset``, ``delay_<detector>`` (rounds from the onset to the first alert; NaN if none).
+``drift_onset``, ``delay_<detector>`` (rounds from the onset to the first alert; NaN if none, or
+if the detector was already alerting in the round before the onset: ``quiet_before_onset_*``).
 """
 
 from __future__ import annotations
@@ -145,7 +146,11 @@ def _detector_rows(records: list[dict[str, Any]], lc: LoopConfig, variant: str,
         m = alarm_metrics(alerts, onset=onset)
         rows.append(dict(metric=f"false_alarm_{det}", value=m.false_alarm_rate))
         if onset is not None:
-            rows.append(dict(metric=f"delay_{det}", value=float(m.delays[0])))
+            # a delay means something only if the detector was quiet just before the onset
+            quiet = not alerts[0, onset - 1]
+            rows.append(dict(metric=f"quiet_before_onset_{det}", value=float(quiet)))
+            rows.append(dict(metric=f"delay_{det}", value=float(m.delays[0]) if quiet
+                             else np.nan))
     return [dict(r, variant=variant, round=-1, seed=seed) for r in rows]
 
 
