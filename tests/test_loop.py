@@ -204,7 +204,9 @@ def test_records_carry_truth_and_monitors(small_run):
     assert len(df) == SMALL.rounds  # (a policy that overspends can beat the budgeted oracle)
     np.testing.assert_allclose(df["incumbent_regret"], df["oracle_value"] - df["incumbent_value"])
     for col in ("srm_p_value", "psi_max", "min_propensity", "value_lift_observed", "spend_plan",
-                "overlap_ess_share", "no_offer_rate", "gate_value_diff", "horizon_truth"):
+                "overlap_ess_share", "no_offer_rate", "gate_value_diff", "horizon_truth",
+                "cost_alert", "calibration_alert", "rank_alert", "propensity_alert",
+                "overlap_alert"):
         assert col in df, col
     gated = df.dropna(subset=["gate_passed"])
     assert not gated.empty

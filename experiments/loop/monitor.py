@@ -117,4 +117,29 @@ def round_signals(*, logged: LoggedData, arm: np.ndarray, arm_probs: np.ndarray,
     ov = overlap_summary(target, p)
     out.update(overlap_ess_share=float(ov.ess / n), overlap_unsupported=float(ov.unsupported_mass),
                overlap_max_weight=float(ov.max_weight))
+    out.update(_alerts(out))
     return out
+
+
+# Threshold alerts on the signals without a statistical test of their own (SRM and drift have
+# theirs above). Conventional operating thresholds, stated here, not tuned on the truth.
+COST_CALIBRATION_BAND = (0.8, 1.25)  # realised / predicted cost outside -> "cost_alert"
+UNSUPPORTED_MASS_MAX = 0.05  # target mass on actions the logger cannot take -> "overlap_alert"
+MIN_PROPENSITY_FLOOR = 0.01  # some eligible action logged below 1 % -> "propensity_alert"
+
+
+def _alerts(sig: dict[str, Any]) -> dict[str, bool]:
+    """``cost_alert`` (realised / predicted cost outside [0.8, 1.25]), ``calibration_alert``
+    (the holdout lift's 95 % CI excludes the heads' predicted lift), ``rank_alert`` (Spearman of
+    the observed lift over predicted quintiles < 0), ``propensity_alert`` (min propensity < 1 %),
+    ``overlap_alert`` (unsupported mass > 5 %)."""
+    cal = sig.get("cost_calibration", np.nan)
+    lo, hi = COST_CALIBRATION_BAND
+    return dict(
+        cost_alert=bool(np.isfinite(cal) and not lo <= cal <= hi),
+        calibration_alert=bool("value_lift_covers_prediction" in sig
+                               and not sig["value_lift_covers_prediction"]),
+        rank_alert=bool(sig.get("rank_spearman", 1.0) < 0),
+        propensity_alert=bool(sig["min_propensity"] < MIN_PROPENSITY_FLOOR),
+        overlap_alert=bool(sig["overlap_unsupported"] > UNSUPPORTED_MASS_MAX),
+    )

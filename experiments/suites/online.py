@@ -55,7 +55,8 @@ __all__ = ["SUITE", "VARIANTS", "OnlineSuiteConfig", "loop_config", "plot", "run
 VARIANTS = ("explore_none", "explore_floor", "explore_epsilon", "gated", "gated_ope_only", "skew",
             "skew_ope_only", "static", "recalibrate", "no_drift", "drift_onset")
 OPTIONAL_VARIANTS = ("portfolio", "portfolio_ope_only", "explore_thompson")
-DETECTORS = ("drift_alert", "dataset_drift_alert", "psi_alert", "srm_alert", "arm_srm_alert")
+DETECTORS = ("drift_alert", "dataset_drift_alert", "psi_alert", "srm_alert", "arm_srm_alert",
+             "cost_alert", "calibration_alert", "rank_alert", "propensity_alert", "overlap_alert")
 
 
 @dataclasses.dataclass(frozen=True)
