@@ -28,16 +28,12 @@ from estimators.checks import check_probability_rows, check_support, fail
 from estimators.precision import float64
 from simulators.data import LoggedData, Truth
 from simulators.logging_policies import LoggingConfig
-from simulators.simulate import check_inputs
+from simulators.simulate import check_inputs, population_core
 from simulators.world import (
     Users,
     WorldConfig,
     WorldParams,
-    _components,
-    _truth_from,
     sample_outcomes,
-    sample_users,
-    type_probabilities,
 )
 
 __all__ = ["Population", "deploy", "draw_population", "pre_period_value"]
@@ -56,10 +52,8 @@ class Population(NamedTuple):
 
 @partial(jax.jit, static_argnames=("config", "n"))
 def _draw(key, params, config, n, period):
-    users = sample_users(key, params, config, n, period)
-    comp = _components(params, users)
-    mv, mc, ma = _truth_from(params, comp, type_probabilities(params, users))
-    return users, Truth(mv, mc, ma, users.response_type.astype(jnp.int32))
+    users, _, truth = population_core(key, params, config, n, period)
+    return users, truth
 
 
 @float64

@@ -26,20 +26,28 @@ from simulators.world import (
 __all__ = ["check_inputs", "simulate", "simulate_arrays", "simulate_batch"]
 
 
+def population_core(key: jax.Array, params: WorldParams, config: WorldConfig, n: int,
+                    period: int | jax.Array = 0):
+    """Users, their response components and their exact :class:`Truth` (traceable): the part
+    of a simulation that does not depend on any policy (shared with :mod:`simulators.deploy`)."""
+    users = sample_users(key, params, config, n, period)
+    comp = _components(params, users)
+    mu_value, mu_cost, mu_acc = _truth_from(params, comp, type_probabilities(params, users))
+    return users, comp, Truth(mu_value, mu_cost, mu_acc, users.response_type.astype(jnp.int32))
+
+
 def _simulate_core(
     key: jax.Array, params: WorldParams, config: WorldConfig, n: int, logging: LoggingConfig,
     period: int | jax.Array = 0,
 ) -> LoggedData:
     k_users, k_log, k_act, k_out = jax.random.split(key, 4)
-    users = sample_users(k_users, params, config, n, period)
-    comp = _components(params, users)
-    mu_value, mu_cost, mu_acc = _truth_from(params, comp, type_probabilities(params, users))
+    users, comp, truth = population_core(k_users, params, config, n, period)
+    mu_value, mu_cost = truth.mu_value, truth.mu_cost
     tau_v = mu_value - mu_value[:, :1]
     tau_c = mu_cost - mu_cost[:, :1]
     prob = logging_distribution(k_log, params, users, tau_v, tau_c, logging)
     action = jax.random.categorical(k_act, jnp.log(prob), axis=1).astype(jnp.int32)
     value, value_acc, cost, lag = sample_outcomes(k_out, params, users, action, comp)
-    truth = Truth(mu_value, mu_cost, mu_acc, users.response_type.astype(jnp.int32))
     return LoggedData(
         x=users.x, segment=users.segment.astype(jnp.int32), period=users.period,
         eligible=users.eligible, action=action,

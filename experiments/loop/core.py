@@ -239,9 +239,9 @@ class ClosedLoop:
 
         # ---- monitoring
         rec.update(monitor.round_signals(
-            logged=logged, arm=arm, arm_probs=arm_probs, deployed=inc_dep,
+            logged=logged, arm=arm, arm_probs=arm_probs, deployed=inc_dep, target=inc_target,
             reference_x=state.reference_x, policy=served, budget_per_user=budget_pu,
-            log=state.log, round_=r, maturity=cfg.cost_maturity, allocator=self.allocator))
+            log=state.log, round_=r, maturity=cfg.cost_maturity))
 
         # ---- update
         if cfg.update != "static" and state.candidate is None:

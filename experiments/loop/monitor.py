@@ -41,7 +41,7 @@ from estimators.monitoring import (
     overlap_summary,
     sample_ratio_mismatch,
 )
-from experiments.loop.serving import Allocator, FittedPolicy, budgeted_allocator
+from experiments.loop.serving import FittedPolicy
 from simulators import LoggedData
 
 __all__ = ["round_signals"]
@@ -52,10 +52,12 @@ DATASET_DRIFT_SHARE = 0.5  # Evidently's dataset-drift rule: at least half the c
 
 
 def round_signals(*, logged: LoggedData, arm: np.ndarray, arm_probs: np.ndarray,
-                  deployed: np.ndarray, reference_x: np.ndarray, policy: FittedPolicy,
-                  budget_per_user: float, log: dict[str, np.ndarray], round_: int,
-                  maturity: int, allocator: Allocator = budgeted_allocator) -> dict[str, Any]:
-    """The round's monitoring signals (see the module docstring) as a flat dict."""
+                  deployed: np.ndarray, target: np.ndarray, reference_x: np.ndarray,
+                  policy: FittedPolicy, budget_per_user: float, log: dict[str, np.ndarray],
+                  round_: int, maturity: int) -> dict[str, Any]:
+    """The round's monitoring signals (see the module docstring) as a flat dict. ``deployed`` and
+    ``target`` are the policy's served distribution and its exploitation target
+    (:func:`experiments.loop.serving.serve`, computed once by the loop)."""
     out: dict[str, Any] = {}
     x, elig, action = np.asarray(logged.x), np.asarray(logged.eligible), np.asarray(logged.action)
     n, k1 = elig.shape
@@ -113,7 +115,6 @@ def round_signals(*, logged: LoggedData, arm: np.ndarray, arm_probs: np.ndarray,
                arm_srm_p_value=float(arm_srm.p_value), arm_srm_alert=bool(arm_srm.alert))
     not_hold = arm != HOLDOUT
     out["no_offer_rate"] = float(np.mean(action[not_hold] == 0)) if not_hold.any() else np.nan
-    target = allocator(tv, tc, budget_per_user * n, elig)
     ov = overlap_summary(target, p)
     out.update(overlap_ess_share=float(ov.ess / n), overlap_unsupported=float(ov.unsupported_mass),
                overlap_max_weight=float(ov.max_weight))

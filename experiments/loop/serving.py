@@ -21,7 +21,6 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import numpy as np
 
 from estimators.checks import fail
@@ -130,7 +129,3 @@ def _renormalised(p: np.ndarray, eligible: np.ndarray) -> np.ndarray:
     p = np.where(eligible, np.clip(p, 0.0, None), 0.0)
     return p / p.sum(axis=1, keepdims=True)
 
-
-def bootstrap_keys(key: jax.Array, n_draws: int) -> list[jax.Array]:
-    """One key per bootstrap refit."""
-    return list(jax.random.split(key, n_draws))

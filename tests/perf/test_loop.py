@@ -20,9 +20,8 @@ def test_default_loop_within_two_minutes(benchmark):
     start = time.perf_counter()
     ClosedLoop(cfg, seed=0).run(progress=False)
     cold = time.perf_counter() - start
-    warm = benchmark.pedantic(lambda: ClosedLoop(cfg, seed=1).run(progress=False), rounds=1,
-                              iterations=1)
-    del warm
+    benchmark.pedantic(lambda: ClosedLoop(cfg, seed=1).run(progress=False), rounds=1,
+                       iterations=1)
     warm_s = benchmark.stats.stats.mean
     print(f"\ndefault loop {cfg.rounds} rounds x {cfg.users_per_round} users: cold {cold:.1f} s, "
           f"warm {warm_s:.1f} s ({warm_s / cfg.rounds:.2f} s per round); target "
