@@ -168,7 +168,7 @@ class LogisticParams(NamedTuple):
 
 @functools.partial(jax.jit, static_argnames=("n_iter",))
 def _logistic_fit(x: jax.Array, y: jax.Array, w: jax.Array, alpha: jax.Array,
-                  n_iter: int) -> LogisticParams:
+                  n_iter: int, tol: jax.Array) -> LogisticParams:
     n, d = x.shape
     z = jnp.concatenate([jnp.ones((n, 1), x.dtype), x], axis=1)
     penalty = alpha * jnp.diag(jnp.concatenate([jnp.zeros(1), jnp.ones(d)]))
@@ -181,7 +181,7 @@ def _logistic_fit(x: jax.Array, y: jax.Array, w: jax.Array, alpha: jax.Array,
         nll = jnp.sum(w * (jnp.logaddexp(0.0, eta) - y * eta))
         return nll + 0.5 * theta @ penalty @ theta
 
-    def newton_step(_: int, theta: jax.Array) -> jax.Array:
+    def newton_step(theta: jax.Array) -> jax.Array:
         eta = z @ theta
         p = jax.nn.sigmoid(eta)
         grad = z.T @ (w * (p - y)) + penalty @ theta
@@ -201,7 +201,18 @@ def _logistic_fit(x: jax.Array, y: jax.Array, w: jax.Array, alpha: jax.Array,
         t, _ = jax.lax.while_loop(worse, shrink, (jnp.float64(1.0), 0))
         return theta - t * step
 
-    theta = jax.lax.fori_loop(0, n_iter, newton_step, theta0)
+    def not_converged(carry: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
+        k, _, change = carry
+        return (k < n_iter) & (change > tol)
+
+    def iterate(carry: tuple[jax.Array, jax.Array, jax.Array]
+                ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        k, theta, _ = carry
+        new = newton_step(theta)
+        return k + 1, new, jnp.max(jnp.abs(new - theta))
+
+    _, theta, _ = jax.lax.while_loop(not_converged, iterate,
+                                     (0, theta0, jnp.asarray(jnp.inf, theta0.dtype)))
     return LogisticParams(coef=theta[1:], intercept=theta[0])
 
 
@@ -210,13 +221,17 @@ def _logistic_fit(x: jax.Array, y: jax.Array, w: jax.Array, alpha: jax.Array,
 class Logistic:
     """L2-penalised logistic regression (a GLM with logit link) fitted by damped Newton.
 
-    Minimises ``sum_i w_i [log(1 + e^{eta_i}) - y_i eta_i] + alpha/2 |beta|^2`` with
+    Newton steps (halved until the objective does not increase) run until the largest change of
+    a coefficient is at most ``tol`` or ``n_iter`` steps were taken (quadratic convergence: about
+    6 steps on the default world's purchase models). Minimises
+    ``sum_i w_i [log(1 + e^{eta_i}) - y_i eta_i] + alpha/2 |beta|^2`` with
     ``eta_i = b + x_i·beta`` (intercept not penalised); labels ``y`` in ``[0, 1]`` (binary or
     fractional). ``predict`` returns ``sigmoid(eta)``, the modelled ``E[y | x]``.
     """
 
     alpha: float = 1.0
     n_iter: int = 25
+    tol: float = 1e-12
     pads_exactly: ClassVar[bool] = True  # weighted sums only: zero-weight rows change nothing
 
     def __post_init__(self) -> None:
@@ -224,6 +239,9 @@ class Logistic:
             raise ValueError(f"Logistic.alpha: must be finite and >= 0, got {self.alpha}.")
         if self.n_iter < 1:
             raise ValueError(f"Logistic.n_iter: must be >= 1, got {self.n_iter}.")
+        if not np.isfinite(self.tol) or self.tol < 0:
+            raise ValueError(f"Logistic.tol: must be finite and >= 0 (0 runs all n_iter "
+                             f"steps), got {self.tol}. Fix: e.g. tol=1e-12.")
 
     def validate_labels(self, y: Any, where: str = "Logistic.fit") -> None:
         """Raise ``ValueError`` unless every label lies in ``[0, 1]``. Learners call this on the
@@ -241,7 +259,7 @@ class Logistic:
         x = jnp.asarray(x, dtype=jnp.float64)
         y = jnp.asarray(y, dtype=jnp.float64)
         return _logistic_fit(x, y, _weights(y, sample_weight), jnp.float64(self.alpha),
-                             self.n_iter)
+                             self.n_iter, jnp.float64(self.tol))
 
     def predict(self, params: LogisticParams, x: Any) -> jax.Array:
         x = jnp.asarray(x, dtype=jnp.float64)

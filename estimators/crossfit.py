@@ -29,6 +29,13 @@ Every cross-fitted nuisance model in allocbench (the OPE outcome model ``q_hat``
   A base model that is not pure JAX (``traceable = False``: BART through ``bartz``, LightGBM)
   goes through the same masks, folds and out-of-fold selection, its fits run one after another
   on the host (:func:`is_traceable`, :class:`HostFits`); its ``fit`` drops zero-weight rows.
+  A base whose loss is a weighted sum with nothing else depending on the row count
+  (:func:`pads_exactly`: ridge, logistic) is fitted by :func:`fit_masked` on each mask's
+  positive-weight rows only, gathered into a :func:`padded_rows` bucket (the same fit on
+  ``n / (K+1)`` rows per arm instead of ``n``).
+* **seed batches** (:func:`fit_masked_batch`, :func:`fit_masked_each`, :func:`cross_fit_batch`):
+  the fits of S logs in one compiled call, seed ``s`` equal to its own fit; the learners'
+  ``fit_batch`` (the protocol's batch path) goes through them.
 
 All public functions run in float64 (:func:`estimators.precision.float64`).
 """
@@ -55,6 +62,8 @@ __all__ = [
     "cross_fit",
     "cross_fit_batch",
     "fit_masked",
+    "fit_masked_batch",
+    "fit_masked_each",
     "fold_action_masks",
     "fold_ids",
     "fold_ids_batch",
@@ -187,16 +196,110 @@ def fit_masked(base: BaseModel, x: Any, y: Any, weights: Any) -> Any:
     the X- and DR-learners); with a 0/1 mask this equals the fit on the selected rows. A
     traceable base shares one compilation for all ``m`` fits (``jax.lax.map`` over the masks,
     inside ``jit`` with the base-model config static: peak memory of one fit); a non-traceable
-    one (:func:`is_traceable`) fits one after another and returns :class:`HostFits`."""
+    one (:func:`is_traceable`) fits one after another and returns :class:`HostFits`. A base
+    that :func:`pads_exactly` is fitted on its positive-weight rows only (gathered per fit into
+    a :func:`padded_rows` bucket, zero-weight padding), which is the same fit at a fraction of
+    the rows when the masks are sparse (a T-learner arm holds ``n / (K+1)`` rows)."""
     x = jnp.asarray(x, dtype=jnp.float64)
     y = jnp.asarray(y, dtype=jnp.float64)
     weights = jnp.asarray(weights, dtype=jnp.float64)
     if not is_traceable(base):
         return HostFits(base.fit(x, y if y.ndim == 1 else y[j], weights[j])
                         for j in range(weights.shape[0]))
-    if pads_exactly(base):
-        x, y, weights = _pad_rows(x, y, weights)
+    if pads_exactly(base) and not isinstance(weights, jax.core.Tracer):
+        return _fit_compacted(base, x[None], y[None], weights[None])
     return _fit_masked(base, x, y, weights)
+
+
+@float64
+def fit_masked_batch(base: BaseModel, x: Any, y: Any, weights: Any) -> Any:
+    """:func:`fit_masked` on S logs at once: ``x (S, n, d)``, ``y (S, n)`` (or ``(S, m, n)``),
+    ``weights (S, m, n)``; params stacked with leading axes ``(S, m)`` (a tuple of S
+    :class:`HostFits` for a non-traceable base). Seed ``s``'s fits equal
+    ``fit_masked(base, x[s], y[s], weights[s])``. A base that :func:`pads_exactly` runs the
+    ``S * m`` fits in one compiled ``lax.map`` over gathered rows (no batched linear algebra,
+    which XLA's CPU backend runs slower than a loop of plain solves); others are ``vmap``-ed."""
+    x = jnp.asarray(x, dtype=jnp.float64)
+    y = jnp.asarray(y, dtype=jnp.float64)
+    weights = jnp.asarray(weights, dtype=jnp.float64)
+    if x.ndim != 3 or weights.ndim != 3 or weights.shape[0] != x.shape[0] or (
+            weights.shape[2] != x.shape[1]) or y.shape not in (x.shape[:2], weights.shape):
+        fail("weights", f"expected x (S, n, d), y (S, n) or (S, m, n), weights (S, m, n); got "
+             f"x {x.shape}, y {y.shape}, weights {weights.shape}",
+             "stack one log per seed on the leading axis")
+    n_seeds, m = weights.shape[:2]
+    if not is_traceable(base):
+        return tuple(fit_masked(base, x[s], y[s], weights[s]) for s in range(n_seeds))
+    if pads_exactly(base):
+        params = _fit_compacted(base, x, y, weights)
+        return jax.tree_util.tree_map(lambda a: a.reshape(n_seeds, m, *a.shape[1:]), params)
+    return _fit_masked_vmap(base, x, y, weights)
+
+
+def fit_masked_each(base: BaseModel, x: list, y: list, weights: list) -> list:
+    """:func:`fit_masked` of each of S logs (``x[s] (n_s, d)``, ``y[s]``, ``weights[s]
+    (m_s, n_s)``): a list of S stacked params, seed ``s`` equal to ``fit_masked(base, x[s], y[s],
+    weights[s])``. Seeds whose shapes agree go through one :func:`fit_masked_batch` call (the
+    seed-batch path of the learners' ``fit_batch``)."""
+    groups: dict[tuple, list[int]] = {}
+    for s in range(len(x)):
+        key = (np.shape(x[s]), np.shape(y[s]), np.shape(weights[s]))
+        groups.setdefault(key, []).append(s)
+    out: list = [None] * len(x)
+    for members in groups.values():
+        stacked = fit_masked_batch(base, np.stack([np.asarray(x[s]) for s in members]),
+                                   np.stack([np.asarray(y[s]) for s in members]),
+                                   np.stack([np.asarray(weights[s]) for s in members]))
+        if is_traceable(base):  # slice on the host: one transfer, not one dispatch per leaf
+            stacked = jax.device_get(stacked)
+        for i, s in enumerate(members):
+            out[s] = (stacked[i] if not is_traceable(base)  # a tuple of HostFits
+                      else jax.tree_util.tree_map(lambda a, i=i: jnp.asarray(a[i]), stacked))
+    return out
+
+
+def _compact_rows(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices and weights of each fit's positive-weight rows: ``weights (S, m, n)`` ->
+    ``seed (S*m,)``, ``index (S*m, B)``, ``w (S*m, B)`` with ``B = padded_rows(max rows)``;
+    each fit's rows in their original order, then padding (index 0, weight 0)."""
+    n_seeds, m, n = weights.shape
+    flat = weights.reshape(n_seeds * m, n)
+    fit_of, row = np.nonzero(flat > 0)
+    counts = np.bincount(fit_of, minlength=n_seeds * m)
+    width = padded_rows(max(int(counts.max()), 1))
+    rank = np.arange(fit_of.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    index = np.zeros((n_seeds * m, width), dtype=np.int32)
+    w = np.zeros((n_seeds * m, width))
+    index[fit_of, rank] = row
+    w[fit_of, rank] = flat[fit_of, row]
+    return np.repeat(np.arange(n_seeds, dtype=np.int32), m), index, w
+
+
+def _fit_compacted(base: BaseModel, x: jax.Array, y: jax.Array, weights: jax.Array) -> Any:
+    """The ``S * m`` fits of :func:`fit_masked_batch` on gathered rows (exact for a base that
+    :func:`pads_exactly`); params stacked on one leading axis of length ``S * m``."""
+    seed, index, w = _compact_rows(np.asarray(weights))
+    fit = np.tile(np.arange(weights.shape[1], dtype=np.int32), weights.shape[0])
+    return _fit_gathered(base, x, y, jnp.asarray(seed), jnp.asarray(fit), jnp.asarray(index),
+                         jnp.asarray(w))
+
+
+@functools.partial(jax.jit, static_argnames=("base",))
+def _fit_gathered(base: BaseModel, x: jax.Array, y: jax.Array, seed: jax.Array, fit: jax.Array,
+                  index: jax.Array, w: jax.Array) -> Any:
+    per_fit_y = y.ndim == 3
+
+    def one(args: tuple[jax.Array, ...]) -> Any:
+        s, j, rows, wj = args
+        ys = y[s, j] if per_fit_y else y[s]
+        return base.fit(x[s][rows], ys[rows], wj)
+
+    return jax.lax.map(one, (seed, fit, index, w))
+
+
+@functools.partial(jax.jit, static_argnames=("base",))
+def _fit_masked_vmap(base: BaseModel, x: jax.Array, y: jax.Array, weights: jax.Array) -> Any:
+    return jax.vmap(lambda xs, ys, ws: _fit_masked_traced(base, xs, ys, ws))(x, y, weights)
 
 
 def pads_exactly(base: BaseModel) -> bool:
@@ -213,22 +316,6 @@ def padded_rows(n: int) -> int:
     if n <= 4096:
         return -(-n // 256) * 256
     return 1 << int(np.ceil(np.log2(n)))
-
-
-def _pad_rows(x: jax.Array, y: jax.Array, weights: jax.Array
-              ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Zero-weight rows appended up to :func:`padded_rows` (exact for :func:`pads_exactly`
-    bases: a zero weight drops a row)."""
-    n = x.shape[0]
-    extra = padded_rows(n) - n
-    if extra == 0:
-        return x, y, weights
-    x = jnp.concatenate([x, jnp.zeros((extra, x.shape[1]), x.dtype)])
-    pad_y = jnp.zeros((*y.shape[:-1], extra), y.dtype)
-    y = jnp.concatenate([y, pad_y], axis=-1)
-    weights = jnp.concatenate([weights, jnp.zeros((weights.shape[0], extra), weights.dtype)],
-                              axis=1)
-    return x, y, weights
 
 
 def _fit_masked_traced(base: BaseModel, x: jax.Array, y: jax.Array, weights: jax.Array) -> Any:

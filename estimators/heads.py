@@ -10,6 +10,7 @@ This module also holds the one learner protocol (:class:`UpliftLearner`, importe
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -26,7 +27,14 @@ from estimators.gbm import LightGBM
 from estimators.hurdle import AMOUNT_MODELS, HurdleLearner
 from estimators.precision import float64_methods
 from estimators.tarnet import TARNet, TARNetConfig
-from estimators.uplift import DRLearner, RLearner, SLearner, TLearner, XLearner
+from estimators.uplift import (
+    DRLearner,
+    RLearner,
+    SLearner,
+    TLearner,
+    XLearner,
+    check_seed_axis,
+)
 
 __all__ = [
     "BASES",
@@ -38,6 +46,7 @@ __all__ = [
     "Recalibrator",
     "UpliftHeads",
     "UpliftLearner",
+    "fit_learner_batch",
     "learner_supported_actions",
     "make_base",
     "make_heads",
@@ -64,7 +73,10 @@ class UpliftLearner(Protocol):
     * ``supported_actions_``: sorted actions the fit identified (always including 0). Asking
       such a learner for all ``K+1`` columns while some action is unsupported is a
       ``ValueError``; score only ``actions=learner.supported_actions_``. A learner without the
-      attribute is taken to support every action (:func:`learner_supported_actions`).
+      attribute is taken to support every action (:func:`learner_supported_actions`);
+    * ``fit_batch(x (S, n, d), action (S, n), reward (S, n), action_prob=None, n_actions=None)
+      -> list`` of S fitted copies (the T- and hurdle learners batch their base fits across
+      seeds); without it :func:`fit_learner_batch` fits deep copies one after another.
     """
 
     def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
@@ -94,6 +106,23 @@ def learner_supported_actions(learner: Any) -> np.ndarray:
     return np.arange(int(k1))
 
 
+def fit_learner_batch(learner: Any, x: Any, action: Any, reward: Any,
+                      action_prob: Any | None = None, n_actions: int | None = None) -> list:
+    """S fitted copies of ``learner``, one per log (every argument with a leading seed axis: an
+    ``(S, n, ...)`` array or a length-S sequence); ``learner`` itself is left unfitted. The
+    seed-batch path of the learner protocol: a learner's own ``fit_batch`` (the T- and hurdle
+    learners batch their base-model fits across seeds) when it has one, otherwise deep copies
+    fitted one after another."""
+    own = getattr(learner, "fit_batch", None)
+    if callable(own):
+        return own(x, action, reward, action_prob=action_prob, n_actions=n_actions)
+    n_seeds = check_seed_axis(f"{type(learner).__name__}.fit_batch", x=x, action=action,
+                              reward=reward, action_prob=action_prob)
+    return [copy.deepcopy(learner).fit(x[s], action[s], reward[s],
+                                       action_prob=None if action_prob is None else action_prob[s],
+                                       n_actions=n_actions) for s in range(n_seeds)]
+
+
 def _predict(learner: Any, method: str, x: Any, actions: Any | None) -> jax.Array:
     """``learner.<method>(x)`` or its ``actions`` columns (learners without ``actions=``, i.e.
     without ``supported_actions_``, predict every column and are sliced)."""
@@ -105,7 +134,7 @@ def _predict(learner: Any, method: str, x: Any, actions: Any | None) -> jax.Arra
     return jnp.asarray(fn(x))[:, np.asarray(actions)]
 
 
-@float64_methods("fit", "predict_tau", "predict_mu")
+@float64_methods("fit", "fit_batch", "predict_tau", "predict_mu")
 @dataclasses.dataclass
 class UpliftHeads:
     """A value head and a cost head, each its own learner (and optional recalibrator).
@@ -139,6 +168,17 @@ class UpliftHeads:
         self.value.fit(x, action, value, action_prob=action_prob, n_actions=n_actions)
         self.cost.fit(x, action, cost, action_prob=action_prob, n_actions=n_actions)
         return self
+
+    def fit_batch(self, x: Any, action: Any, value: Any, cost: Any,
+                  action_prob: Any | None = None, n_actions: int | None = None
+                  ) -> list[UpliftHeads]:
+        """Fit on S logs at once (a leading seed axis on every argument, see
+        :func:`fit_learner_batch`): S fitted copies of these heads (recalibrators shared, as
+        :meth:`fit` keeps them), copy ``s`` equal to ``copy.deepcopy(self).fit(x[s], ...)``."""
+        values = fit_learner_batch(self.value, x, action, value, action_prob, n_actions)
+        costs = fit_learner_batch(self.cost, x, action, cost, action_prob, n_actions)
+        return [dataclasses.replace(self, value=v, cost=c)
+                for v, c in zip(values, costs, strict=True)]
 
     @property
     def supported_actions_(self) -> np.ndarray:

@@ -45,6 +45,7 @@ from estimators.crossfit import (
     check_n_folds,
     cross_fit,
     fit_masked,
+    fit_masked_each,
     fold_ids,
     predict_stacked,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "TLearner",
     "XLearner",
     "check_fit_inputs",
+    "check_seed_axis",
     "fit_masked",
     "predict_stacked",
     "supported_actions",
@@ -186,7 +188,12 @@ def _positions(obj: Any, actions: Any | None, where: str) -> np.ndarray | None:
 
 
 def _select(pred: jax.Array, cols: np.ndarray | None) -> jax.Array:
-    return pred if cols is None else pred[:, cols]
+    return pred if cols is None else _take_columns(pred, jnp.asarray(cols))
+
+
+@jax.jit
+def _take_columns(pred: jax.Array, cols: jax.Array) -> jax.Array:
+    return jnp.take(pred, cols, axis=1)
 
 
 def _with_control(tau_offers: jax.Array) -> jax.Array:
@@ -223,6 +230,47 @@ def _tau_from_mu(mu: jax.Array) -> jax.Array:
 # ---------------------------------------------------------------------------------------------
 
 
+class _SeedBatchFit:
+    """``fit`` and ``fit_batch`` from one implementation. A learner defines ``_check`` (the
+    validated, converted inputs of one log, :func:`check_fit_inputs`) and ``_fit_logs`` (the
+    fitted attributes of each of a list of checked logs, batching the base-model fits across
+    logs through :func:`estimators.crossfit.fit_masked_each`)."""
+
+    def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
+            n_actions: int | None = None) -> Any:
+        log = self._check(x, action, reward, action_prob, n_actions, f"{type(self).__name__}.fit")
+        for name, value in self._fit_logs([log])[0].items():
+            setattr(self, name, value)
+        return self
+
+    def fit_batch(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
+                  n_actions: int | None = None) -> list[Any]:
+        """Fit on S logs at once: every argument has a leading seed axis (an ``(S, n, ...)``
+        array, or a length-S sequence of per-seed arrays, whose row counts may differ). Returns
+        S fitted copies of this (unchanged) learner, copy ``s`` equal to
+        ``copy.deepcopy(self).fit(x[s], action[s], ...)``; the base-model fits of all seeds
+        whose shapes agree run in one compiled call."""
+        where = f"{type(self).__name__}.fit_batch"
+        n_seeds = check_seed_axis(where, x=x, action=action, reward=reward,
+                                  action_prob=action_prob)
+        logs = [self._check(x[s], action[s], reward[s],
+                            None if action_prob is None else action_prob[s], n_actions,
+                            f"{where} (seed {s})") for s in range(n_seeds)]
+        return [dataclasses.replace(self, **state) for state in self._fit_logs(logs)]
+
+
+def check_seed_axis(where: str, **arrays: Any) -> int:
+    """The common length S of the leading (seed) axis of the given arrays or sequences (``None``
+    entries skipped); a ``ValueError`` naming the first one that disagrees."""
+    sizes = {name: len(a) for name, a in arrays.items() if a is not None}
+    n_seeds = next(iter(sizes.values()))
+    for name, size in sizes.items():
+        if size != n_seeds or size == 0:
+            fail(name, f"{where}: the leading (seed) axis has {size} entries, x has {n_seeds}",
+                 "stack one log per seed on the leading axis of every argument")
+    return n_seeds
+
+
 class _Predictions:
     """``predict_mu`` / ``predict_tau`` of a fitted learner from its ``_mu`` / ``_tau`` (columns of
     the supported arms): ``(n, K+1)``, or the columns of ``actions`` in that order."""
@@ -242,9 +290,9 @@ class _Predictions:
         return _tau_from_mu(self._mu(x))
 
 
-@float64_methods("fit", "predict_mu", "predict_tau")
+@float64_methods("fit", "fit_batch", "predict_mu", "predict_tau")
 @dataclasses.dataclass
-class TLearner(_Predictions):
+class TLearner(_SeedBatchFit, _Predictions):
     """T-learner: one outcome model per action, ``mu_a(x) = base fitted on rows with A = a``.
 
     ``tau(x, a) = mu_a(x) - mu_0(x)``. Unbiased for ``tau`` when each arm's model is correctly
@@ -261,18 +309,24 @@ class TLearner(_Predictions):
     n_features_: int | None = dataclasses.field(default=None, repr=False)
     supported_actions_: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
-    def fit(self, x: Any, action: Any, reward: Any, action_prob: Any | None = None,
-            n_actions: int | None = None) -> TLearner:
-        x, action, reward, action_prob, k1 = check_fit_inputs(
-            x, action, reward, action_prob, n_actions, "TLearner.fit",
-            require_propensity=self.weight_by_propensity, base=self.base)
-        sup = supported_actions(action, action_prob, k1)
-        w = np.ones(len(action))
-        if self.weight_by_propensity:
-            w = 1.0 / action_prob[np.arange(len(action)), action]
-        self.params_ = fit_masked(self.base, x, reward, _arm_masks(action, k1)[sup] * w)
-        self.n_actions_, self.n_features_, self.supported_actions_ = k1, x.shape[1], sup
-        return self
+    def _check(self, x: Any, action: Any, reward: Any, action_prob: Any | None,
+               n_actions: int | None, where: str) -> tuple:
+        return check_fit_inputs(x, action, reward, action_prob, n_actions, where,
+                                require_propensity=self.weight_by_propensity, base=self.base)
+
+    def _fit_logs(self, logs: list[tuple]) -> list[dict[str, Any]]:
+        masks = []
+        for _, action, _, action_prob, k1 in logs:
+            sup = supported_actions(action, action_prob, k1)
+            w = np.ones(len(action))
+            if self.weight_by_propensity:
+                w = 1.0 / action_prob[np.arange(len(action)), action]
+            masks.append(_arm_masks(action, k1)[sup] * w)
+        params = fit_masked_each(self.base, [log[0] for log in logs], [log[2] for log in logs],
+                                 masks)
+        return [dict(params_=p, n_actions_=k1, n_features_=x.shape[1],
+                     supported_actions_=supported_actions(action, action_prob, k1))
+                for p, (x, action, _, action_prob, k1) in zip(params, logs, strict=True)]
 
     def _mu(self, x: jax.Array) -> jax.Array:
         """``mu`` of the supported arms, ``(n, len(supported_actions_))``."""

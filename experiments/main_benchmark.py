@@ -94,9 +94,10 @@ def run(cfg: MainSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFra
 
 def run_batch(cfg: MainSuiteConfig, *, seeds: list[int], progress: bool = True) -> pd.DataFrame:
     """The pipeline for several seeds in one job: every seed's training and evaluation logs are
-    simulated in one ``vmap``-ed call each, each seed's heads and allocations are fitted on its
-    own logs, and every off-policy estimate (all seeds x policies, per outcome and estimator) is
-    one ``vmap``-ed call (:func:`estimators.ope.estimate_batch`,
+    simulated in one ``vmap``-ed call each, every seed's heads are fitted on its own log in one
+    seed-batched call (:meth:`estimators.heads.UpliftHeads.fit_batch`), each seed's allocations
+    are computed from its own predictions, and every off-policy estimate (all seeds x policies,
+    per outcome and estimator) is one ``vmap``-ed call (:func:`estimators.ope.estimate_batch`,
     :func:`estimators.ope.paired_difference_batch`). Same rows as seed by seed."""
     params = default_params(cfg.world)
     bar = _progress(len(seeds), progress)
@@ -107,7 +108,12 @@ def run_batch(cfg: MainSuiteConfig, *, seeds: list[int], progress: bool = True) 
     train, evaluation = jax.device_get((train, evaluation))  # host copies: cheap per-seed slices
     bar.update(1)
     logs = [evaluation.seed(i) for i in range(len(seeds))]  # validated once per seed
-    fitted = [_fit_and_allocate(cfg, train.seed(i), logs[i], seed, bar)
+    fits = [train.seed(i) for i in range(len(seeds))]
+    heads = make_heads(cfg.learner).fit_batch(
+        [t.x for t in fits], [t.action for t in fits], value=[t.value for t in fits],
+        cost=[t.cost for t in fits], action_prob=[t.action_prob for t in fits],
+        n_actions=cfg.world.n_actions)  # every seed's base fits in one compiled call per model
+    fitted = [_fit_and_allocate(cfg, heads[i], logs[i], seed, bar)
               for i, seed in enumerate(seeds)]
     df = _score(cfg, evaluation, logs, fitted, seeds)
     bar.update(len(seeds))
@@ -126,13 +132,10 @@ class _Fitted(NamedTuple):
 POLICIES = ("cost_aware_uplift", "oracle", "no_offer", "logging")
 
 
-def _fit_and_allocate(cfg: MainSuiteConfig, train, evaluation, seed: int, bar) -> _Fitted:
-    """Heads and allocation of one seed. Only the actions the training log supports are scored
-    (a holdout log supports no-offer and its one campaign offer): the learned policy chooses among
-    them; the oracle among every eligible action."""
-    heads = make_heads(cfg.learner)
-    heads.fit(train.x, train.action, value=train.value, cost=train.cost,
-              action_prob=train.action_prob, n_actions=cfg.world.n_actions)
+def _fit_and_allocate(cfg: MainSuiteConfig, heads, evaluation, seed: int, bar) -> _Fitted:
+    """Predictions and allocation of one seed from its fitted heads. Only the actions the
+    training log supports are scored (a holdout log supports no-offer and its one campaign
+    offer): the learned policy chooses among them; the oracle among every eligible action."""
     supported = np.asarray(heads.supported_actions_)
     k1 = cfg.world.n_actions
     if len(supported) < k1:

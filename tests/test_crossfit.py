@@ -273,3 +273,51 @@ def test_fit_masked_row_padding_is_exact(base):
     for a, b in zip(jax.tree_util.tree_leaves(padded), jax.tree_util.tree_leaves(direct),
                     strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("base", [Ridge(alpha=1.0), Logistic(alpha=1.0)])
+def test_seed_batched_masked_fits_equal_each_seed_alone(base):
+    """``fit_masked_batch`` (one compiled call for S logs, fits on gathered rows) and
+    ``fit_masked_each`` (grouping logs by shape, here two row counts) return what
+    ``fit_masked`` returns seed by seed, for a shared label and for one label per fit."""
+    from estimators.crossfit import fit_masked_batch, fit_masked_each
+
+    rng = np.random.default_rng(5)
+    sizes = (700, 700, 500)
+    xs = [rng.normal(size=(n, 3)) for n in sizes]
+    ys = [(rng.uniform(size=n) < 0.3).astype(float) for n in sizes]
+    ws = [(rng.integers(0, 3, n)[None, :] == np.arange(3)[:, None]).astype(float)
+          for n in sizes]
+    each = fit_masked_each(base, xs, ys, ws)
+    stacked = fit_masked_batch(base, np.stack(xs[:2]), np.stack(ys[:2]), np.stack(ws[:2]))
+    per_fit_y = [np.stack([y, 1 - y, y]) for y in ys[:2]]
+    per_fit = fit_masked_batch(base, np.stack(xs[:2]), np.stack(per_fit_y), np.stack(ws[:2]))
+    for s in range(3):
+        alone = fit_masked(base, xs[s], ys[s], ws[s])
+        for a, b in zip(jax.tree_util.tree_leaves(each[s]), jax.tree_util.tree_leaves(alone),
+                        strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
+        if s < 2:
+            for a, b in zip(jax.tree_util.tree_leaves(stacked), jax.tree_util.tree_leaves(alone),
+                            strict=True):
+                np.testing.assert_allclose(np.asarray(a)[s], np.asarray(b), rtol=1e-10,
+                                           atol=1e-12)
+            ref = fit_masked(base, xs[s], per_fit_y[s], ws[s])
+            for a, b in zip(jax.tree_util.tree_leaves(per_fit), jax.tree_util.tree_leaves(ref),
+                            strict=True):
+                np.testing.assert_allclose(np.asarray(a)[s], np.asarray(b), rtol=1e-10,
+                                           atol=1e-12)
+    with pytest.raises(ValueError, match="weights"):
+        fit_masked_batch(base, np.stack(xs[:2]), np.stack(ys[:2]), ws[0])
+
+
+def test_logistic_stops_at_convergence_with_the_fixed_iteration_answer():
+    """Newton steps until the largest coefficient change is <= tol: the same fit as all 25
+    steps (tol=0) to 1e-10, and a bad tol is a ValueError naming it."""
+    x, _, reward = _data()
+    y = (reward > np.median(reward)).astype(np.float64)
+    early, full = Logistic().fit(x, y), Logistic(tol=0.0).fit(x, y)
+    for a, b in zip(early, full, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="Logistic.tol"):
+        Logistic(tol=-1.0)

@@ -17,6 +17,7 @@ from estimators.heads import (
     HeadsConfig,
     UpliftHeads,
     UpliftLearner,
+    fit_learner_batch,
     make_heads,
     make_learner,
 )
@@ -242,3 +243,40 @@ def test_heads_actions_with_recalibration_and_with_a_plain_plugin(uniform_log):
         partial.predict_tau(log.x, actions=[0, 1])
     with pytest.raises(ValueError, match=r"not fitted"):
         UpliftHeads(value=Plain(), cost=TLearner()).supported_actions_  # noqa: B018
+
+
+def test_fit_batch_equals_fitting_each_seed(uniform_log, holdout3, world_config):
+    """The protocol's seed-batch path: ``UpliftHeads.fit_batch`` over three logs (two row
+    counts, and a holdout log with other supported actions, so three groups) gives each seed
+    the heads ``fit`` gives it alone, to 1e-10; a learner without ``fit_batch`` (DR) goes
+    through deep copies; the unfitted template stays unfitted; a short seed axis is a
+    ValueError naming the argument."""
+    logs = [uniform_log.subset(np.arange(1_500)), uniform_log.subset(np.arange(1_500, 3_000)),
+            holdout3.subset(np.arange(1_500))]
+    k1 = world_config.n_actions
+    template = make_heads(HeadsConfig())
+    batched = template.fit_batch([d.x for d in logs], [d.action for d in logs],
+                                 [d.value for d in logs], [d.cost for d in logs],
+                                 action_prob=[d.action_prob for d in logs], n_actions=k1)
+    assert template.value.n_actions_ is None
+    for d, heads in zip(logs, batched, strict=True):
+        alone = make_heads(HeadsConfig()).fit(d.x, d.action, d.value, d.cost,
+                                              action_prob=d.action_prob, n_actions=k1)
+        np.testing.assert_array_equal(heads.supported_actions_, alone.supported_actions_)
+        sup = alone.supported_actions_
+        for got, ref in zip(heads.predict_tau(d.x, sup), alone.predict_tau(d.x, sup),
+                            strict=True):
+            np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-10, atol=1e-10)
+    ridge_t = TLearner(base=Ridge())
+    for learner in (ridge_t, DRLearner(base=Ridge(), final=Ridge())):
+        fitted = fit_learner_batch(learner, [d.x for d in logs[:2]],
+                                   [d.action for d in logs[:2]], [d.value for d in logs[:2]],
+                                   action_prob=[d.action_prob for d in logs[:2]], n_actions=k1)
+        for d, one in zip(logs[:2], fitted, strict=True):
+            ref = dataclasses.replace(learner).fit(d.x, d.action, d.value,
+                                                   action_prob=d.action_prob, n_actions=k1)
+            np.testing.assert_allclose(np.asarray(one.predict_tau(d.x)),
+                                       np.asarray(ref.predict_tau(d.x)), rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="action"):
+        ridge_t.fit_batch([d.x for d in logs], [d.action for d in logs[:2]],
+                          [d.value for d in logs], n_actions=k1)
