@@ -95,8 +95,48 @@ def instantiate(spec: Any) -> Any:
         if "_target_" not in spec:
             raise ValueError("spec: a plug-in spec needs a '_target_' (dotted path of a class or "
                              "function). Fix: {'_target_': 'my_module.MyLearner'}.")
+        spec = dict(spec)
+        if "_partial_" not in spec and _is_function(spec["_target_"]):
+            spec["_partial_"] = True  # a function plug-in is called later with the data
         return hydra_instantiate(spec, _convert_="all")
     return spec
+
+
+def _is_function(target: str) -> bool:
+    """Whether ``target`` names a plain function (instantiating it would call it now, with no
+    data); unimportable targets are left to Hydra's own error."""
+    import inspect
+
+    from hydra.utils import get_object
+
+    try:
+        obj = get_object(target)
+    except Exception:
+        return False
+    return inspect.isfunction(obj) or inspect.isbuiltin(obj)
+
+
+def predict_effects(learner: Any, x: Any, n_actions: int, head: str) -> np.ndarray:
+    """A plug-in learner's ``predict_tau(x)`` checked against the protocol: ``(n, K+1)``
+    float64 with column 0 (no offer) zero; a wrong shape is a ``ValueError`` that names the
+    learner and the expected shape (not a downstream allocator complaint)."""
+    tau = np.asarray(learner.predict_tau(x), dtype=np.float64)
+    n = np.shape(x)[0]
+    name = type(learner).__name__
+    if tau.shape != (n, n_actions):
+        hint = (" (K columns: it left out the no-offer column 0)"
+                if tau.shape == (n, n_actions - 1) else "")
+        raise ValueError(f"learner ({head} head): {name}.predict_tau returned shape {tau.shape}"
+                         f"{hint}; the protocol is (n, K+1) = ({n}, {n_actions}). Fix: return one "
+                         f"column per action with column 0 = 0, e.g. np.hstack([zeros, tau]).")
+    if not np.all(np.isfinite(tau)):
+        raise ValueError(f"learner ({head} head): {name}.predict_tau returned NaN or inf. Fix: "
+                         "check the plug-in's fit on this log.")
+    if np.any(tau[:, 0] != 0):
+        raise ValueError(f"learner ({head} head): {name}.predict_tau column 0 must be 0 (the "
+                         f"effect of no offer against itself), got {tau[:, 0].max():.3g}. Fix: "
+                         f"subtract column 0 from every column.")
+    return tau
 
 
 def as_learner(obj: Any) -> UpliftLearner:

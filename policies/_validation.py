@@ -53,6 +53,9 @@ def check_nonneg_scalar(name: str, x, *, allow_none: bool = False) -> float | No
         if allow_none:
             return None
         fail(name, "is required (a finite number >= 0)", f"pass {name}=<a number >= 0>")
+    if isinstance(x, str | bytes | bool | np.bool_):
+        fail(name, f"expected a number, got {type(x).__name__} {x!r} (not converted: a string "
+             "or a flag here is a mistake upstream)", f"pass {name} as a float or int")
     try:
         f = float(x)
     except (TypeError, ValueError):

@@ -219,6 +219,10 @@ class LoggedData:
         if not np.issubdtype(x.dtype, np.number):
             _fail("x", f"dtype {x.dtype} is not numeric", "encode features as floats")
         checks.check_finite(_field("x"), x, "impute or drop non-finite features")
+        n_logged = np.shape(_as_np(self.action))[:1]
+        if n_logged and n_logged[0] != n and np.shape(_as_np(self.eligible))[:1] == n_logged:
+            _fail("x", f"has {n} rows but action and eligible have {n_logged[0]}",
+                  "pass one feature row per logged decision")
         eligible = _as_np(self.eligible)
         if eligible.ndim != 2 or eligible.shape[0] != n:
             _fail("eligible", f"expected shape ({n}, K+1), got {eligible.shape}",

@@ -79,6 +79,11 @@ class WorldConfig:
     n_programs: int = 2
 
     def __post_init__(self) -> None:
+        for name in ("n_continuous", "n_binary", "n_offers", "n_programs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                fail(f"WorldConfig.{name}", f"must be an integer, got {value!r} "
+                     f"({type(value).__name__})", f"pass a whole number, e.g. {name}=4")
         for name in ("n_continuous", "n_offers"):
             if getattr(self, name) < 1:
                 fail(f"WorldConfig.{name}", f"must be >= 1, got {getattr(self, name)}",

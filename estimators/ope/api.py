@@ -12,6 +12,7 @@ import numpy as np
 
 from estimators.ope import passes
 from estimators.ope.checks import (
+    check_finite_result,
     check_options,
     get_spec,
     raise_on_checks,
@@ -47,6 +48,7 @@ def _estimate(name: str, *, reward, action, pscore, action_dist, q_hat=None, lam
         raise_on_checks(passes.locate(reward, action, pscore, action_dist, q, logging_dist,
                                       chunked=chunked), k1)
     warn_unsupported(flags.unsupported, stacklevel=stacklevel)
+    check_finite_result(est.value, est.stderr, pscore)
     est = Estimate(*(float(v) if i != 4 else int(v) for i, v in enumerate(est)))
     return (est, np.asarray(phi)) if return_influence else est
 
@@ -88,6 +90,7 @@ def estimate_batch(name: str, *, reward, action, pscore, action_dist, q_hat=None
         raise_on_checks(passes.locate(reward, action, pscore, action_dist, q, logging_dist,
                                       batched=True), action_dist.shape[-1], batched=True)
     warn_unsupported(flags.unsupported, batched=True)
+    check_finite_result(est.value, est.stderr, pscore, batched=True)
     return Estimate(*(np.asarray(v) for v in est))
 
 

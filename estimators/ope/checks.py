@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +42,7 @@ __all__ = [
     "DEFECTS",
     "Flags",
     "Located",
+    "check_finite_result",
     "check_options",
     "flags",
     "get_spec",
@@ -297,6 +298,35 @@ def raise_on_checks(located: Located, k1: int, batched: bool = False) -> None:
             fail(field, problem.format(v=float(value[s, k]), k=k1 - 1, k1=k1, lo=int(lo[s]),
                                        hi=int(hi[s])),
                  fix, seed=s if batched else None, row=int(row[s, k]))
+
+
+# a logging probability below this is legal but almost certainly a logging bug (warned)
+SUSPICIOUS_PSCORE = 1e-12
+
+
+def check_finite_result(value: Any, stderr: Any, pscore: Any, batched: bool = False) -> None:
+    """Raise ``ValueError`` (field ``pscore``) when valid data still give a non-finite estimate
+    or standard error: every data check passed, so the importance weights ``pi / pscore``
+    overflowed (a ``pscore`` near the smallest float). ``value, stderr``: scalars, or ``(S,)``
+    per seed when ``batched``."""
+    bad = ~(np.isfinite(np.asarray(value)) & np.isfinite(np.asarray(stderr)))
+    if not np.any(bad):
+        smallest = float(np.min(np.asarray(pscore)))
+        if smallest < SUSPICIOUS_PSCORE:
+            warnings.warn(f"pscore: the smallest logging probability is {smallest:.3g} (an "
+                          f"importance weight up to {1.0 / smallest:.3g}); the estimate is then "
+                          f"one row's value. Check the logged propensities, or bound the "
+                          f"weights with clipped_ips / switch_dr.", RuntimeWarning,
+                          stacklevel=4)
+        return
+    seed = int(np.flatnonzero(np.reshape(bad, -1))[0]) if batched else None
+    ps = np.asarray(pscore)[seed] if batched else np.asarray(pscore)
+    row = int(np.argmin(ps))
+    fail("pscore", f"the estimate or its standard error is not finite although every row is "
+         f"valid: the smallest pscore, {ps[row]:.3g}, gives an importance weight up to "
+         f"{1.0 / ps[row]:.3g}, which overflows the sums", "drop or repair rows whose logging "
+         "probability is this small (no reweighting estimator can use them), or bound the "
+         "weights with clipped_ips / switch_dr", seed=seed, row=row)
 
 
 def warn_unsupported(unsupported, batched: bool = False, stacklevel: int = 4) -> None:

@@ -79,11 +79,22 @@ def bootstrap(name: str, *, reward, action, pscore, action_dist, q_hat=None, lam
     return base._replace(stderr=float(draws.std(ddof=1)), ci_low=float(lo), ci_high=float(hi))
 
 
+def _check_baseline(action_dist, baseline_dist, batched: bool) -> None:
+    """``baseline_dist`` must have ``action_dist``'s shape (checked first, so a wrong baseline
+    is not reported as a bad ``action``)."""
+    if np.shape(baseline_dist) != np.shape(action_dist):
+        want = "(S, n, K+1)" if batched else "(n, K+1)"
+        fail("baseline_dist", f"expected shape {np.shape(action_dist)} like action_dist {want}, "
+             f"got {np.shape(baseline_dist)}", "pass the baseline policy's distribution over "
+             "all K+1 actions per row (column 0 = no offer)")
+
+
 @float64
 def paired_difference(name: str, *, reward, action, pscore, action_dist, baseline_dist,
                       q_hat=None, lambda_=None, alpha: float = 0.05) -> Estimate:
     """``V(pi) - V(pi_baseline)`` on the same log (new vs incumbent), with the CI of the paired
     influence terms ``phi_i(pi) - phi_i(pi_baseline)`` (tighter than two separate CIs)."""
+    _check_baseline(action_dist, baseline_dist, batched=False)
     kw = dict(reward=reward, action=action, pscore=pscore, q_hat=q_hat, lambda_=lambda_,
               alpha=alpha, return_influence=True)
     new, phi_new = _estimate(name, action_dist=action_dist, **kw)
@@ -99,6 +110,7 @@ def paired_difference_batch(name: str, *, reward, action, pscore, action_dist, b
     compilation; an :class:`Estimate` of ``(S,)`` arrays. Both policies are validated per seed."""
     spec = get_spec(name)
     lam, z = check_options(spec, lambda_, alpha)
+    _check_baseline(action_dist, baseline_dist, batched=True)
     checked = []
     for dist in (action_dist, baseline_dist):
         checked.append(validate_shapes(reward, action, pscore, dist, q_hat, None, spec,

@@ -22,7 +22,7 @@ from estimators.heads import HeadConfig, make_learner
 from estimators.metrics import pehe
 from estimators.ope import dr, ips
 from experiments.configs import LoggingConfig, PolicyConfig, WorldConfig
-from experiments.plugins import as_learner, as_ope, instantiate
+from experiments.plugins import as_learner, as_ope, instantiate, predict_effects
 from experiments.suites._plotting import pyplot, save
 from experiments.suites.base import Suite, stream
 from policies.allocation import allocate
@@ -101,8 +101,8 @@ def run(cfg: ByoSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFram
     learners = {"plugin": cfg.learner, "reference_t_ridge": None}
     for name, spec in tqdm(learners.items(), desc="byo", disable=not progress, leave=False):
         head_v, head_c = _fit_heads(spec, train)
-        tau_v = np.asarray(head_v.predict_tau(evaluation.x), dtype=np.float64)
-        tau_c = np.asarray(head_c.predict_tau(evaluation.x), dtype=np.float64)
+        tau_v = predict_effects(head_v, evaluation.x, evaluation.n_actions, "value")
+        tau_c = predict_effects(head_c, evaluation.x, evaluation.n_actions, "cost")
         dist = np.asarray(allocate(tau_v, tau_c, budget=budget,
                                    eligible=evaluation.eligible).action_dist)
         plugin_dist = dist if name == "plugin" else plugin_dist
