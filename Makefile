@@ -34,37 +34,14 @@ perf: $(STAMP_DEV)
 	$(BIN)/python -m pip install --quiet -e '.[dev,perf]'
 	$(BIN)/python -m pytest -q -m perf tests/perf --benchmark-enable --benchmark-columns=min,mean,max,rounds -s
 
-# Full-size suite outputs committed under results/ (tables, figures, store, REPORT.md). Every job
-# is computed first in the working store outputs/store (resumable), without touching results/;
-# only when all of them succeeded is results/store rebuilt from them (the jobs are then complete,
-# so the second pass only publishes and redraws).
-RESULT_JOBS := \
-	"experiment=main 'seeds=[0,1,2,3,4]'" \
-	"experiment=horizons 'seeds=[0,1,2]'" \
-	"experiment=interference 'seeds=[0,1,2]'" \
-	"experiment=drift 'seeds=[0,1,2]'" \
-	"experiment=hillstrom 'seeds=[0,1,2]'" \
-	"experiment=learners 'seeds=[0,1,2]'" \
-	"experiment=ihdp 'seeds=[0,1,2,3,4,5,6,7,8,9]'" \
-	"experiment=allocation 'seeds=[0,1,2,3,4]'" \
-	"experiment=pacing 'seeds=[0,1,2,3]'" \
-	"experiment=ope" \
-	"experiment=peeking 'seeds=[0,1,2]'" \
-	"experiment=online 'seeds=[0,1,2]'" \
-	""
-
+# Full-size suite outputs committed under results/ (tables, figures, store, REPORT.md), rebuilt
+# all or nothing by experiments/publish.py: every documented job (each suite's result_seeds and
+# result_variants, and the default benchmark) is computed first in the working store
+# outputs/store (resumable) without touching results/, then published into a staging folder
+# that replaces results/ only when every step succeeded. `python -m experiments.publish --list`.
 results: $(STAMP_RUN)
 	$(BIN)/python -m pip install --quiet -e '.[gbm]'
-	@for job in $(RESULT_JOBS); do \
-		echo "== compute: $$job"; \
-		eval $(BIN)/python -m experiments.run $$job progress=false write_outputs=false report=false || exit 1; \
-	done
-	rm -rf results/store results/figures
-	@for job in $(RESULT_JOBS); do \
-		echo "== publish: $$job"; \
-		eval $(BIN)/python -m experiments.run $$job progress=false report=false || exit 1; \
-	done
-	$(BIN)/python -m experiments.report --store results/store --out results/REPORT.md
+	$(BIN)/python -m experiments.publish
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check .

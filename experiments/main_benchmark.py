@@ -28,7 +28,7 @@ from estimators.ope import Estimate, estimate_batch, paired_difference_batch
 from experiments.configs import HeadsConfig, OPEConfig, PolicyConfig
 from experiments.store import atomic_write
 from experiments.suites._plotting import pyplot, save
-from experiments.suites.base import Suite, stream
+from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate
 from simulators import (
     LoggingConfig,
@@ -225,7 +225,8 @@ def _progress(n_seeds: int, enabled: bool):
     """One bar over the stages: simulate (all seeds), then fit / allocate / evaluate per seed."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=1 + 3 * n_seeds, desc="main benchmark", disable=not enabled, leave=False)
+    return tqdm(total=1 + 3 * n_seeds, desc="main benchmark", disable=quiet_bar(enabled),
+                leave=False)
 
 
 def _estimators(df: pd.DataFrame) -> list[str]:
@@ -292,11 +293,6 @@ def write_outputs(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 SUITE = Suite(name="main", config_class=MainSuiteConfig, run=run, run_batch=run_batch, plot=plot,
               write=write_outputs, summary=summary_table,
               key_columns=("policy", "metric", "estimator"),
-              default_preset="full")  # the default benchmark's headline job runs at full size
+              default_preset="full",  # the default benchmark's headline job runs at full size
+              result_seeds=(0, 1, 2, 3, 4))
 
-
-if __name__ == "__main__":
-    from estimators.precision import enable_float64
-
-    enable_float64()
-    write_outputs(run(MainSuiteConfig(), seed=0), Path("results/main"))

@@ -1,4 +1,4 @@
-"""``python -m experiments.report``: aggregate the result store into ``results/REPORT.md``.
+"""``python -m experiments.report``: aggregate a result store into a ``REPORT.md``.
 
 For every stored (suite, config) it tabulates each metric's mean across seeds with a 95% CI
 (``mean -/+ t_{0.975, S-1} sd / sqrt(S)``; a single seed shows its value), regenerates the suite's
@@ -98,8 +98,9 @@ def write_report(store: ResultStore, path: str | Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Aggregate the result store into REPORT.md")
-    parser.add_argument("--store", default="results/store")
-    parser.add_argument("--out", default="results/REPORT.md")
+    parser.add_argument("--store", default="outputs/store",
+                        help="result store to aggregate (results/store: the published one)")
+    parser.add_argument("--out", default="outputs/REPORT.md")
     args = parser.parse_args()
     print(write_report(ResultStore(args.store), args.out))
 

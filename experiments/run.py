@@ -3,15 +3,19 @@
 Without arguments it runs the default benchmark: every suite in its default preset (the main job
 at full size, every other suite compact; :attr:`experiments.suites.base.Suite.default_preset`);
 every job's rows go to the working store ``outputs/store`` (resumable: complete jobs are skipped),
-are published into ``results/store`` and ``results/REPORT.md`` is regenerated. ``--multirun``
-sweeps any key with the joblib launcher. The global groups (``world``, ``logging``, ``learner``,
+its tables and figures to ``outputs/`` (:func:`suite_output_dir`) and ``outputs/REPORT.md`` is
+regenerated. Nothing under ``results/`` is touched unless ``publish=true`` (what ``make
+results`` does through :mod:`experiments.publish`). ``--multirun`` sweeps any key with the joblib
+launcher. The global groups (``world``, ``logging``, ``learner``,
 ``policy``, ``ope``) reach every suite that nests that config.
 """
 
 from __future__ import annotations
 
+import logging
 import shlex
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ from estimators.precision import enable_float64
 from experiments import suites as suite_registry
 from experiments.schema import register, set_values
 from experiments.store import ResultStore, config_hash
+from experiments.suites.base import quiet_bar
 
 register()
 
@@ -60,11 +65,14 @@ def plan(cfg: DictConfig) -> list[tuple[suite_registry.Suite, Any]]:
     return [(suite, suite.make_config(params, groups, compact=cfg.experiment.compact))]
 
 
-def execute(cfg: DictConfig) -> list[Path]:
+def execute(cfg: DictConfig, overrides: list[str] | None = None) -> list[Path]:
     """Run every planned (suite, config, seed) job not already complete in ``cfg.store`` (the
     working store: resumable, never the committed one, so a fresh clone really computes), then
-    publish the planned jobs into ``cfg.publish_store`` (the results store behind ``results/``),
-    write the suites' outputs and regenerate the report from the published store."""
+    write the suites' outputs and the report under ``cfg.output_root`` from the working store;
+    with ``cfg.publish``, publish the planned jobs into ``<cfg.results_root>/store`` instead and
+    write the outputs and report under ``cfg.results_root`` from it. ``overrides``: the job's
+    own overrides, recorded as its reproduce command (default: this process's Hydra task
+    overrides, or its command line)."""
     jobs = plan(cfg)
     seeds = [int(s) for s in cfg.seeds]
     if not seeds:
@@ -74,10 +82,11 @@ def execute(cfg: DictConfig) -> list[Path]:
         raise ValueError(f"seeds: {seeds} repeats a seed, which would run a job twice. Fix: "
                          "list each seed once.")
     store = ResultStore(cfg.store)
-    command = "python -m experiments.run " + shlex.join(_job_overrides())
+    command = "python -m experiments.run " + shlex.join(
+        _job_overrides() if overrides is None else overrides)
     tracker = _mlflow(cfg)
     written: list[Path] = []
-    bar = tqdm(total=len(jobs) * len(seeds), desc="jobs", disable=not cfg.progress)
+    bar = tqdm(total=len(jobs) * len(seeds), desc="jobs", disable=quiet_bar(cfg.progress))
     for suite, config in jobs:
         chash = config_hash(suite.name, config)
         pending = []
@@ -93,20 +102,21 @@ def execute(cfg: DictConfig) -> list[Path]:
                 tracker(suite.name, chash, seed, config, rows)
             bar.update(1)
     bar.close()
-    results = store
-    if cfg.write_outputs and cfg.publish_store:
-        results = ResultStore(cfg.publish_store)
+    root, results = Path(cfg.output_root), store
+    if cfg.publish:
+        root = Path(cfg.results_root)
+        results = ResultStore(root / "store")
         if results.root.resolve() != store.root.resolve():
             for suite, config in jobs:
                 for seed in seeds:
                     store.publish(results, suite.name, config_hash(suite.name, config), seed)
     if cfg.write_outputs:
         for suite, config in jobs:
-            _write_suite_outputs(cfg, results, suite, config, seeds)
+            _write_suite_outputs(root, results, suite, config, seeds)
     if cfg.report:
         from experiments.report import write_report
 
-        report = write_report(results, Path(cfg.results_root) / "REPORT.md")
+        report = write_report(results, root / "REPORT.md")
         print(f"wrote {report}")
     return written
 
@@ -130,24 +140,36 @@ def _job_overrides() -> list[str]:
     return sys.argv[1:]
 
 
-def suite_output_dir(root: Path, suite, config) -> Path:
-    """Where a suite's tables and figures go: ``<root>/<suite>/`` for its documented full-size
-    config only, ``<root>/compact/<suite>/`` for the compact one, ``<root>/sweeps/<suite>/<config
-    hash>/`` for any other (so sweeps never overwrite the committed outputs or each other)."""
-    if config == suite.full_config():
+def suite_output_dir(root: Path, suite, config, seeds: list[int]) -> Path:
+    """Where a job's tables and figures go, keyed by the whole job (config and seeds), so no job
+    overwrites another's: ``<root>/<suite>/`` for the documented full-size config at its
+    published seeds (:attr:`Suite.result_seeds`), ``<root>/compact/<suite>/`` for the compact
+    preset at seed 0 (the default benchmark), ``<root>/sweeps/<suite>/<config hash>-seeds-<seeds>/``
+    for any other job. ``root`` is ``outputs/`` unless the run publishes."""
+    seeds = [int(s) for s in seeds]
+    if config == suite.full_config() and tuple(seeds) == tuple(suite.result_seeds):
         return root / suite.name
-    if config == suite.compact_config():
+    if config == suite.compact_config() and seeds == [0]:
         return root / "compact" / suite.name
-    return root / "sweeps" / suite.name / config_hash(suite.name, config)
+    label = f"{config_hash(suite.name, config)}-seeds-{_seeds_label(seeds)}"
+    return root / "sweeps" / suite.name / label
 
 
-def _write_suite_outputs(cfg: DictConfig, store: ResultStore, suite, config,
+def _seeds_label(seeds: list[int]) -> str:
+    """``0_1_2`` for a few seeds; ``0-99_n100_<crc>`` for many (short, still one per set)."""
+    if len(seeds) <= 8:
+        return "_".join(map(str, seeds))
+    crc = zlib.crc32(",".join(map(str, seeds)).encode()) & 0xFFFF
+    return f"{seeds[0]}-{seeds[-1]}_n{len(seeds)}_{crc:04x}"
+
+
+def _write_suite_outputs(root: Path, store: ResultStore, suite, config,
                          seeds: list[int]) -> None:
     rows = store.read(suite.name, config_hash(suite.name, config))
     if rows.empty:
         return
     rows = rows[rows["seed"].isin(seeds)].reset_index(drop=True)
-    out_dir = suite_output_dir(Path(cfg.results_root), suite, config)
+    out_dir = suite_output_dir(root, suite, config, seeds)
     table = suite.headline(rows)
     if table is not None:
         print(f"\n{suite.name}:")
@@ -182,6 +204,9 @@ def _mlflow(cfg: DictConfig):
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     enable_float64()  # this entry point owns its process (estimators.precision)
+    # Hydra sets the root logger to INFO; JAX's backend probe ("Unable to initialize backend
+    # 'tpu'") is not news on every run
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     execute(cfg)
 
 

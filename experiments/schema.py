@@ -98,9 +98,10 @@ def _run_schema() -> type:
         ("experiment", ExperimentSchema, field(default_factory=ExperimentSchema)),
         ("mlflow", MlflowSchema, field(default_factory=MlflowSchema)),
         ("seeds", list[int], field(default_factory=lambda: [0])),
-        ("results_root", str, field(default="results")),
+        ("output_root", str, field(default="outputs")),  # every run's tables, figures, report
         ("store", str, field(default="outputs/store")),  # the working (resumable) store
-        ("publish_store", Optional[str], field(default="results/store")),  # noqa: UP045
+        ("results_root", str, field(default="results")),  # written only with publish=true
+        ("publish", bool, field(default=False)),
         ("report", bool, field(default=True)),
         ("progress", bool, field(default=True)),
         ("write_outputs", bool, field(default=True)),

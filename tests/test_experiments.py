@@ -259,17 +259,58 @@ def test_group_settings_have_one_place_and_unused_groups_fail_at_plan():
         plan(_compose(["experiment=byo", "+experiment.params.learner={_target_: nosuch.Mod}"]))
 
 
-def test_outputs_of_sweeps_never_overwrite_the_documented_ones(tmp_path):
+def test_outputs_are_keyed_by_the_whole_job(tmp_path):
+    """Config and seeds: the documented full-size job at its published seeds, the default
+    benchmark's compact job at seed 0, and every other job (another config, or the same config
+    at other seeds, e.g. one job per seed of a sweep) in a folder of its own."""
     from experiments.run import suite_output_dir
     from experiments.suites import load
 
     suite = load("horizons")
     full, compact = suite.config_class(), suite.config_class.compact()
     other = dataclasses.replace(compact, n_eval=777)
-    assert suite_output_dir(tmp_path, suite, full) == tmp_path / "horizons"
-    assert suite_output_dir(tmp_path, suite, compact) == tmp_path / "compact" / "horizons"
-    assert suite_output_dir(tmp_path, suite, other) == (
-        tmp_path / "sweeps" / "horizons" / config_hash("horizons", other))
+    documented = list(suite.result_seeds)
+    assert suite_output_dir(tmp_path, suite, full, documented) == tmp_path / "horizons"
+    assert suite_output_dir(tmp_path, suite, compact, [0]) == tmp_path / "compact" / "horizons"
+    sweeps = tmp_path / "sweeps" / "horizons"
+    assert suite_output_dir(tmp_path, suite, other, [0]) == (
+        sweeps / f"{config_hash('horizons', other)}-seeds-0")
+    one_seed_jobs = {suite_output_dir(tmp_path, suite, full, [s]) for s in documented}
+    assert len(one_seed_jobs) == len(documented) and tmp_path / "horizons" not in one_seed_jobs
+    many = suite_output_dir(tmp_path, suite, full, list(range(100)))
+    assert many.name.startswith(f"{config_hash('horizons', full)}-seeds-0-99_n100_")
+
+
+def test_runs_leave_results_byte_identical_unless_published(tmp_path):
+    """Isolation by default: a sweep (two jobs, one seed each, sequential launcher) and a compact
+    run write their tables, figures and report under output_root and never touch results_root;
+    publish=true writes results_root (store, tables, report)."""
+    from experiments.run import execute
+
+    results, outputs = tmp_path / "results", tmp_path / "outputs"
+    (results / "horizons").mkdir(parents=True)
+    (results / "horizons" / "horizons.csv").write_text("committed\n")
+    (results / "REPORT.md").write_text("# committed report\n")
+
+    def snapshot() -> dict[str, bytes]:
+        return {str(p.relative_to(results)): p.read_bytes()
+                for p in sorted(results.rglob("*")) if p.is_file()}
+
+    before = snapshot()
+    base = [*TINY[:3], "progress=false", f"results_root={results}", f"output_root={outputs}",
+            f"store={outputs / 'store'}"]
+    for seed in (0, 1):  # what --multirun 'seeds=[0],[1]' launches, one job each
+        execute(_compose([*base, f"seeds=[{seed}]"]))
+    execute(_compose(["experiment=horizons", "experiment.compact=true", "progress=false",
+                      f"results_root={results}", f"output_root={outputs}",
+                      f"store={outputs / 'store'}"]))
+    assert snapshot() == before
+    assert (outputs / "REPORT.md").is_file() and (outputs / "compact" / "horizons").is_dir()
+    assert len(list((outputs / "sweeps" / "horizons").iterdir())) == 2  # one folder per job
+    execute(_compose([*base, "seeds=[0]", "publish=true"]))
+    after = snapshot()
+    assert after["REPORT.md"] != before["REPORT.md"]
+    assert any(k.startswith("store/horizons/") for k in after)
 
 
 def test_jobs_run_in_the_working_store_and_are_published(tmp_path):
@@ -279,7 +320,7 @@ def test_jobs_run_in_the_working_store_and_are_published(tmp_path):
 
     work, published = tmp_path / "work", tmp_path / "results" / "store"
     args = ["experiment=horizons", "experiment.params.n_train=[300]",
-            "experiment.params.n_eval=600", "progress=false", "report=false",
+            "experiment.params.n_eval=600", "progress=false", "report=false", "publish=true",
             f"results_root={tmp_path / 'results'}", f"store={work}", "seeds=[0,1]"]
     cfg = _compose(args)
     (_, config), = plan(cfg)
@@ -290,8 +331,21 @@ def test_jobs_run_in_the_working_store_and_are_published(tmp_path):
     rows = ResultStore(published).read("horizons", chash)
     assert sorted(rows["seed"].unique()) == [0, 1] and "stale" not in set(rows["metric"])
     pd.testing.assert_frame_equal(rows, ResultStore(work).read("horizons", chash))
-    assert (tmp_path / "results" / "sweeps" / "horizons" / chash).is_dir()
+    assert (tmp_path / "results" / "sweeps" / "horizons" / f"{chash}-seeds-0_1").is_dir()
     assert execute(cfg) == []  # resumed from the working store: nothing to do
+
+
+def test_make_results_jobs_come_from_the_suites():
+    """``make results`` publishes the default benchmark and, for every default suite, its
+    documented seeds and variants; nothing else (byo needs a plug-in)."""
+    from experiments.publish import jobs
+    from experiments.suites import available, load
+
+    planned = jobs()
+    assert planned[0] == []
+    named = {job[0] for job in planned[1:]}
+    assert named == {f"experiment={n}" for n in available() if load(n).in_default}
+    assert ["experiment=main", "seeds=[0,1,2,3,4]"] in planned
 
 
 def test_default_benchmark_skips_a_suite_whose_real_data_are_missing(monkeypatch, tmp_path,

@@ -55,7 +55,7 @@ from experiments.loop.gate import horizon_check, ope_gate
 from experiments.loop.online_test import OnlineTest
 from experiments.loop.serving import Allocator, FittedPolicy, budgeted_allocator, serve
 from experiments.store import atomic_write
-from experiments.suites.base import stream, stream_id
+from experiments.suites.base import quiet_bar, stream, stream_id
 from policies.allocation import allocate
 from simulators import LoggedData, LoggingConfig, Truth, default_params, policy_truth, simulate
 from simulators.deploy import deploy, draw_population, pre_period_value
@@ -341,7 +341,7 @@ class ClosedLoop:
             state = saved["state"]
         state = state or self.init()
         bar = tqdm(total=self.config.rounds, initial=state.round, desc="loop rounds",
-                   disable=not progress, leave=False)
+                   disable=quiet_bar(progress), leave=False)
         while not self.done(state):
             state = self.step(state)
             if path is not None:

@@ -174,4 +174,5 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 SUITE = Suite(name="allocation", config_class=AllocationSuiteConfig, run=run, plot=plot,
-              write=write_results, key_columns=("policy", "budget_per_user", "n"))
+              write=write_results, key_columns=("policy", "budget_per_user", "n"),
+              result_seeds=(0, 1, 2, 3, 4))

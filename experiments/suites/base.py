@@ -21,7 +21,12 @@ dotted path for a plug-in suite). Optional functions: ``run_batch(config, *, see
 (several seeds in one ``vmap``-ed batch; default: ``run`` seed by seed), ``write(rows, out_dir)``
 (tables and figures; default: ``<name>.csv`` and ``plot``), ``unavailable(config)`` (why the suite
 cannot run on this machine; the default benchmark then skips it), ``summary(rows)`` (the headline
-table printed after a run); flags ``in_default`` and ``default_preset``.
+table printed after a run); flags ``in_default`` and ``default_preset``; ``result_seeds`` and
+``result_variants``, the jobs ``make results`` publishes (:mod:`experiments.publish`).
+
+**Where outputs go.** A run writes its tables, figures and report under ``outputs/`` (keyed by
+the whole job, config and seeds: :func:`experiments.run.suite_output_dir`); only ``publish=true``
+(``make results``) writes ``results/``.
 
 **Seeds.** One seed axis: the job's ``seed`` (Hydra's ``seeds=[...]``). Every random stream of a
 job is derived from it one way, :func:`stream`: ``stream(seed, "train", n)`` is
@@ -47,7 +52,14 @@ import jax
 import numpy as np
 import pandas as pd
 
-__all__ = ["Suite", "stream", "stream_id"]
+__all__ = ["Suite", "quiet_bar", "stream", "stream_id"]
+
+
+def quiet_bar(progress: bool) -> bool | None:
+    """tqdm's ``disable`` for a run's ``progress`` flag: off when asked, and otherwise tqdm's
+    own rule (``None``: shown only when the output is a terminal), so logs and CI output get no
+    carriage-return bars or escape codes."""
+    return None if progress else True
 
 
 def stream_id(name: str | int) -> int:
@@ -94,6 +106,11 @@ class Suite:
     unavailable: Callable[[Any], str | None] | None = None
     in_default: bool = True  # part of the default benchmark (make run)
     default_preset: str = "compact"  # its preset there: "compact" or "full"
+    # the published jobs (make results): the full-size config at these seeds, written to
+    # results/<name>/; each entry of ``result_variants`` is one more published job, the
+    # experiment.params overrides of a documented sweep point (results/sweeps/<name>/...)
+    result_seeds: tuple[int, ...] = (0, 1, 2)
+    result_variants: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if not dataclasses.is_dataclass(self.config_class) or not hasattr(self.config_class,
@@ -107,6 +124,11 @@ class Suite:
         if self.default_preset not in ("compact", "full"):
             raise ValueError(f"Suite.default_preset: 'compact' or 'full', got "
                              f"{self.default_preset!r}.")
+        seeds = self.result_seeds
+        if not seeds or len(set(seeds)) != len(seeds) or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise ValueError(f"Suite.result_seeds: distinct ints >= 0, got {seeds!r}. Fix: e.g. "
+                             "(0, 1, 2).")
 
     def rows(self, config: Any, *, seeds: list[int], progress: bool = True) -> pd.DataFrame:
         """Every seed's rows (with a ``seed`` column): ``run_batch`` if the suite has one (its

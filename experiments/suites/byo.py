@@ -24,7 +24,7 @@ from estimators.ope import dr, ips
 from experiments.configs import LoggingConfig, PolicyConfig, WorldConfig
 from experiments.plugins import as_learner, as_ope, instantiate, predict_effects
 from experiments.suites._plotting import pyplot, save
-from experiments.suites.base import Suite, stream
+from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate
 from simulators import default_params, policy_truth, simulate
 
@@ -99,7 +99,7 @@ def run(cfg: ByoSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFram
                           eligible=elig)
     rows, plugin_dist = [], None
     learners = {"plugin": cfg.learner, "reference_t_ridge": None}
-    for name, spec in tqdm(learners.items(), desc="byo", disable=not progress, leave=False):
+    for name, spec in tqdm(learners.items(), desc="byo", disable=quiet_bar(progress), leave=False):
         head_v, head_c = _fit_heads(spec, train)
         tau_v = predict_effects(head_v, evaluation.x, evaluation.n_actions, "value")
         tau_c = predict_effects(head_c, evaluation.x, evaluation.n_actions, "cost")

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from experiments.configs import HeadsConfig, LoggingConfig, PolicyConfig, WorldConfig
 from experiments.suites._plotting import metric_panels
 from experiments.suites._world_glue import allocate_and_score, fit_tau
-from experiments.suites.base import Suite, stream
+from experiments.suites.base import Suite, quiet_bar, stream
 from simulators import default_params, simulate
 
 __all__ = ["SUITE", "DriftSuiteConfig", "plot", "run"]
@@ -52,7 +52,7 @@ def run(cfg: DriftSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFr
     budget = cfg.policy.budget_per_user
     base = simulate(stream(seed, "base"), params, world, cfg.n_train, cfg.logging)
     rows = []
-    for t in tqdm(cfg.periods, desc="drift", disable=not progress, leave=False):
+    for t in tqdm(cfg.periods, desc="drift", disable=quiet_bar(progress), leave=False):
         evaluation = simulate(stream(seed, "eval", t), params, world, cfg.n_eval, cfg.logging,
                               period=t)
         fresh = simulate(stream(seed, "train", t), params, world, cfg.n_train, cfg.logging,

@@ -23,7 +23,7 @@ from estimators.heads import make_learner
 from estimators.ope import estimate, paired_difference
 from experiments.configs import HeadsConfig
 from experiments.suites._plotting import pyplot, save
-from experiments.suites.base import Suite, stream
+from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate
 from simulators.hillstrom import default_path, load_hillstrom
 
@@ -72,7 +72,7 @@ def run(cfg: HillstromSuiteConfig, *, seed: int, progress: bool = True) -> pd.Da
     fold = np.asarray(fold_ids(n, 2, stream(seed, "folds")))
     tau_v = np.zeros((n, k1))
     mu_v = np.zeros((n, k1))
-    for f in tqdm((0, 1), desc="hillstrom folds", disable=not progress, leave=False):
+    for f in tqdm((0, 1), desc="hillstrom folds", disable=quiet_bar(progress), leave=False):
         train, test = fold != f, fold == f
         learner = make_learner(cfg.learner.value)
         learner.fit(log.x[train], log.action[train], log.value[train],

@@ -19,7 +19,7 @@ from estimators.metrics import pehe
 from experiments.configs import HeadsConfig, LoggingConfig, PolicyConfig, WorldConfig
 from experiments.suites._plotting import metric_panels
 from experiments.suites._world_glue import allocate_and_score, fit_tau
-from experiments.suites.base import Suite, stream
+from experiments.suites.base import Suite, quiet_bar, stream
 from simulators import default_params, simulate
 
 __all__ = ["SUITE", "HorizonsSuiteConfig", "plot", "run"]
@@ -52,7 +52,7 @@ def run(cfg: HorizonsSuiteConfig, *, seed: int, progress: bool = True) -> pd.Dat
     budget = cfg.policy.budget_per_user
     oracle = allocate_and_score(truth.tau_value_accounting, truth.tau_cost, evaluation, budget)
     rows = []
-    for n in tqdm(cfg.n_train, desc="horizons", disable=not progress, leave=False):
+    for n in tqdm(cfg.n_train, desc="horizons", disable=quiet_bar(progress), leave=False):
         train = simulate(stream(seed, "train", n), params, world, n, cfg.logging)
         tau_c = fit_tau(cfg.learner.cost, train.x, train, train.cost, evaluation.x)
         for label_name, label in (("learning", train.value),

@@ -34,7 +34,7 @@ from estimators.base import MLP, Logistic
 from estimators.heads import HeadConfig, make_learner
 from experiments.store import atomic_write
 from experiments.suites._plotting import pyplot, save
-from experiments.suites.base import Suite
+from experiments.suites.base import Suite, quiet_bar
 from simulators.ihdp import N_REPLICATIONS, load_ihdp
 
 __all__ = ["IHDP_LEARNERS", "PUBLISHED", "SUITE", "IHDPSuiteConfig", "plot", "run", "split"]
@@ -131,7 +131,7 @@ def run(cfg: IHDPSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFra
     x, t, y = data.x, data.treatment, data.y_factual
     prop = _fitted_propensity(x[train], t[train], cfg.propensity_clip)
     rows: list[dict[str, Any]] = []
-    for name in tqdm(cfg.learners, desc=f"ihdp replication {r}", disable=not progress,
+    for name in tqdm(cfg.learners, desc=f"ihdp replication {r}", disable=quiet_bar(progress),
                      leave=False):
         head = IHDP_LEARNERS[name]
         learner = make_learner(head)
@@ -210,4 +210,5 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 SUITE = Suite(name="ihdp", config_class=IHDPSuiteConfig, run=run, plot=plot, write=write_results,
-              summary=summary, key_columns=("replication", "learner", "split"))
+              summary=summary, key_columns=("replication", "learner", "split"),
+              result_seeds=tuple(range(10)))

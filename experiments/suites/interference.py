@@ -19,7 +19,7 @@ from estimators.metrics import pehe
 from experiments.configs import HeadsConfig, LoggingConfig, PolicyConfig, WorldConfig
 from experiments.suites._plotting import metric_panels
 from experiments.suites._world_glue import allocate_and_score, fit_tau
-from experiments.suites.base import Suite, stream
+from experiments.suites.base import Suite, quiet_bar, stream
 from simulators import default_params, simulate
 
 __all__ = ["SUITE", "InterferenceSuiteConfig", "plot", "run"]
@@ -51,7 +51,8 @@ def run(cfg: InterferenceSuiteConfig, *, seed: int, progress: bool = True) -> pd
     base = default_params(world)
     budget = cfg.policy.budget_per_user
     rows = []
-    for reach in tqdm(cfg.program_reach, desc="interference", disable=not progress, leave=False):
+    for reach in tqdm(cfg.program_reach, desc="interference", disable=quiet_bar(progress),
+                      leave=False):
         params = base._replace(program_prob=jnp.clip(base.program_prob * reach, 0.0, 0.95))
         train = simulate(stream(seed, "train"), params, world, cfg.n_train, cfg.logging)
         evaluation = simulate(stream(seed, "eval"), params, world, cfg.n_eval, cfg.logging)

@@ -50,7 +50,7 @@ from estimators.tarnet import COST_CONFIG, VALUE_CONFIG
 from experiments.configs import HeadsConfig, LoggingConfig, WorldConfig
 from experiments.store import atomic_write
 from experiments.suites._plotting import pyplot, save
-from experiments.suites.base import Suite, stream
+from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate
 from simulators import default_params, policy_truth, simulate
 from simulators.oracle import optimal_policy
@@ -204,7 +204,7 @@ def run(cfg: LearnersSuiteConfig, *, seed: int, progress: bool = True) -> pd.Dat
     rows: list[dict[str, Any]] = []
     jobs = [(w, n) for w in cfg.worlds for n in cfg.ns]
     for (world_name, kind, n_offers), n in tqdm(jobs, desc="learners suite",
-                                                disable=not progress, leave=False):
+                                                disable=quiet_bar(progress), leave=False):
         world = dataclasses.replace(cfg.world, n_offers=n_offers)
         params = default_params(world)
         logging = dataclasses.replace(cfg.logging, kind=kind)

@@ -48,7 +48,7 @@ from experiments.configs import HeadsConfig, PolicyConfig, WorldConfig
 from experiments.loop import ClosedLoop, ExplorationConfig, LoopConfig
 from experiments.store import atomic_write
 from experiments.suites._plotting import metric_panels, pyplot, save
-from experiments.suites.base import Suite
+from experiments.suites.base import Suite, quiet_bar
 
 __all__ = ["SUITE", "VARIANTS", "OnlineSuiteConfig", "loop_config", "plot", "run", "summary"]
 
@@ -158,7 +158,8 @@ def _detector_rows(records: list[dict[str, Any]], lc: LoopConfig, variant: str,
 def run(cfg: OnlineSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
     """One closed loop per variant, all from job ``seed`` (the loop's streams)."""
     frames = []
-    for variant in tqdm(cfg.variants, desc="online variants", disable=not progress, leave=False):
+    for variant in tqdm(cfg.variants, desc="online variants", disable=quiet_bar(progress),
+                        leave=False):
         lc = loop_config(cfg, variant)
         records = ClosedLoop(lc, seed=seed).run(progress=progress)
         frames.append(_tidy(records, variant, seed))
@@ -323,4 +324,5 @@ def write(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 SUITE = Suite(name="online", config_class=OnlineSuiteConfig, run=run, plot=plot, write=write,
-              summary=summary, key_columns=("variant", "round"))
+              summary=summary, key_columns=("variant", "round"),
+              result_variants=(("experiment.params.variants=[portfolio,portfolio_ope_only]",),))

@@ -50,7 +50,7 @@ from experiments.configs import (
 )
 from experiments.store import atomic_write
 from experiments.suites._plotting import pyplot, save
-from experiments.suites.base import Suite, stream
+from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate, allocate_at_price
 from simulators import default_params, simulate, simulate_batch
 
@@ -166,7 +166,7 @@ def run(cfg: OPESuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFram
             oracle[t, outcome] = (per_user.mean(), per_user.std(ddof=1) / np.sqrt(len(pi)))
     rows: list[dict[str, Any]] = []
     jobs = [(lg, n) for lg in cfg.loggings for n in cfg.ns]
-    for lg, n in tqdm(jobs, desc="ope suite", disable=not progress, leave=False):
+    for lg, n in tqdm(jobs, desc="ope suite", disable=quiet_bar(progress), leave=False):
         logging = dataclasses.replace(cfg.logging, kind=lg)
         keys = jax.random.split(stream(seed, "logs", lg, n), cfg.n_replicates)
         ests: dict[tuple[str, str, str], list[ope.Estimate]] = {}
@@ -263,4 +263,5 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 SUITE = Suite(name="ope", config_class=OPESuiteConfig, run=run, plot=plot, write=write_results,
-              key_columns=("logging", "n", "target", "outcome", "estimator"))
+              key_columns=("logging", "n", "target", "outcome", "estimator"),
+              result_seeds=(0,))

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from experiments.configs import PolicyConfig, WorldConfig
 from experiments.store import atomic_write
 from experiments.suites._plotting import pyplot, save
-from experiments.suites.base import Suite, stream
+from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate, allocate_at_price
 from policies.exploration import sample_actions
 from policies.pacing import pacing_step
@@ -146,7 +146,7 @@ def simulate_pacing(cfg: PacingSuiteConfig, controller: str, seed: int) -> dict[
 def run(cfg: PacingSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
     """Tidy rows: controller, seed, n, period (-1 for totals), metric, value."""
     rows: list[dict] = []
-    for c in tqdm(CONTROLLERS, desc="pacing suite", disable=not progress, leave=False):
+    for c in tqdm(CONTROLLERS, desc="pacing suite", disable=quiet_bar(progress), leave=False):
         r = simulate_pacing(cfg, c, seed)
         b = float(r["budget"])
         key = {"controller": c, "seed": seed, "n": cfg.n_per_period}
@@ -206,4 +206,5 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 SUITE = Suite(name="pacing", config_class=PacingSuiteConfig, run=run, plot=plot,
-              write=write_results, key_columns=("controller", "n", "period"))
+              write=write_results, key_columns=("controller", "n", "period"),
+              result_seeds=(0, 1, 2, 3))

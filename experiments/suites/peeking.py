@@ -49,7 +49,7 @@ from estimators import sequential as sq
 from estimators.precision import float64
 from experiments.configs import WorldConfig
 from experiments.suites._plotting import pyplot, save
-from experiments.suites.base import Suite, stream
+from experiments.suites.base import Suite, quiet_bar, stream
 from simulators import default_params, expected_outcomes, sample_outcomes, sample_users
 
 __all__ = ["SUITE", "PeekingSuiteConfig", "plot", "run", "summary"]
@@ -150,7 +150,7 @@ def run(cfg: PeekingSuiteConfig, *, seed: int, progress: bool = True) -> pd.Data
     signs: dict[tuple[str, str], list[np.ndarray]] = {}
     misses: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
     cuped_ratio, corr, effects, alt_phi, alt_cuped = [], [], [], [], []
-    for c in tqdm(range(n_chunks), desc="peeking", disable=not progress, leave=False):
+    for c in tqdm(range(n_chunks), desc="peeking", disable=quiet_bar(progress), leave=False):
         index = np.arange(c * chunk, (c + 1) * chunk)  # padded to one shape: one compilation
         keep = index < cfg.n_null_seeds
         arm, pre, null, alt, effect = (a[keep] for a in _simulate_chunk(base, index, params, cfg))
