@@ -27,7 +27,7 @@ from estimators.heads import make_heads
 from estimators.ope import Estimate, estimate_batch, paired_difference_batch
 from experiments.configs import HeadsConfig, OPEConfig, PolicyConfig
 from experiments.store import atomic_write
-from experiments.suites._plotting import pyplot, save
+from experiments.suites._plotting import figure_legend, pyplot, save, series_style
 from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate
 from simulators import (
@@ -272,13 +272,17 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
             e = sub[sub["estimator"] == est].set_index("policy").loc[names]
             pos = np.arange(len(names)) + (j - (len(ests) - 1) / 2) * 0.5 / len(ests)
             ax.errorbar(pos, e["value"], yerr=[e["value"] - e["ci_low"], e["ci_high"] - e["value"]],
-                        fmt="o", capsize=3, label=f"{est.upper()} (95% CI)")
+                        ls="none", capsize=3, label=f"{est.upper()} (95% CI)",
+                        **series_style(est))
         t = sub[sub["estimator"] == "truth"].set_index("policy").loc[names]
-        ax.scatter(np.arange(len(names)), t["value"], marker="_", s=600, color="k", label="truth")
+        ax.scatter(np.arange(len(names)), t["value"], marker="_", s=600,
+                   color=series_style("truth")["color"], label="truth")
         ax.set_xticks(np.arange(len(names)), names, rotation=20)
+        ax.set_xlabel("policy")
+        ax.set_ylabel(f"{metric.replace('_', ' ')} per user")
         ax.set_title(f"{metric.replace('_', ' ')} per user")
         ax.grid(alpha=0.3)
-    axes[0].legend()
+    figure_legend(fig, axes)
     return [save(fig, out_dir, "main_benchmark.png")]
 
 

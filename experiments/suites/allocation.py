@@ -23,7 +23,7 @@ from estimators.base import Logistic
 from estimators.heads import make_heads
 from experiments.configs import HeadsConfig, LoggingConfig, WorldConfig
 from experiments.store import atomic_write
-from experiments.suites._plotting import pyplot, save
+from experiments.suites._plotting import figure_legend, log_axis, pyplot, save, series_style
 from experiments.suites.base import Suite, stream
 from policies import baselines
 from simulators import default_params, policy_truth, simulate
@@ -137,15 +137,17 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
             d = s[(s.metric == metric) & (s.policy == p)].sort_values("budget_per_user")
             if d.empty:
                 continue
-            ax.errorbar(d.budget_per_user, d["mean"], yerr=d.se, marker="o", capsize=3, label=p)
+            ax.errorbar(d.budget_per_user, d["mean"], yerr=d.se, capsize=3, label=p,
+                        **series_style(p))
         if metric == "incremental_cost":
             b = np.sort(df.budget_per_user.unique())
-            ax.plot(b, b, "k--", lw=1, label="budget")
-        ax.set_xscale("log")
+            ax.plot(b, b, "--", lw=1, label="budget", color=series_style("budget")["color"])
+        log_axis(ax, "x", np.sort(df.budget_per_user.unique()))
         ax.set_xlabel("budget per user")
+        ax.set_ylabel(title)
         ax.set_title(title)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    figure_legend(fig, axes, fontsize=8)
     return [save(fig, out_dir, "allocation_vs_budget.png")]
 
 

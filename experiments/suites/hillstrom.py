@@ -22,7 +22,7 @@ from estimators.crossfit import fold_ids
 from estimators.heads import make_learner
 from estimators.ope import estimate, paired_difference
 from experiments.configs import HeadsConfig
-from experiments.suites._plotting import pyplot, save
+from experiments.suites._plotting import figure_legend, pyplot, save, series_style
 from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate
 from simulators.hillstrom import default_path, load_hillstrom
@@ -113,12 +113,13 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         e = sub[sub["estimator"] == est].set_index("policy").loc[names]
         pos = np.arange(len(names)) + (j - 1) * 0.2
         ax.errorbar(pos, e["value"], yerr=[e["value"] - e["ci_low"], e["ci_high"] - e["value"]],
-                    fmt="o", capsize=3, label=f"{est.upper()} (95% CI)")
+                    ls="none", capsize=3, label=f"{est.upper()} (95% CI)", **series_style(est))
     ax.axhline(0.0, color="k", lw=0.6)
     ax.set_xticks(np.arange(len(names)), names)
     ax.set_ylabel("incremental spend per customer vs no e-mail")
     ax.set_title("Hillstrom e-mail experiment (2-fold cross-fitted)")
-    ax.legend()
+    ax.set_xlabel("policy")
+    figure_legend(fig, [ax])
     ax.grid(alpha=0.3)
     return [save(fig, out_dir, "hillstrom.png")]
 

@@ -49,7 +49,7 @@ from estimators.metrics import best_offer, pehe, qini_coefficient, truth_gain
 from estimators.tarnet import COST_CONFIG, VALUE_CONFIG
 from experiments.configs import HeadsConfig, LoggingConfig, WorldConfig
 from experiments.store import atomic_write
-from experiments.suites._plotting import pyplot, save
+from experiments.suites._plotting import figure_legend, log_axis, pyplot, save, series_style
 from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate
 from simulators import default_params, policy_truth, simulate
@@ -283,18 +283,16 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
             ax = axes[i, j]
             part = s[(s.world == w) & (s["head"] == head) & (s.metric == "pehe")]
             for learner, g in part.groupby("learner", sort=False):
-                style = "--" if learner in ("zero", "ate") else ":" if "@" in learner else "-"
-                ax.errorbar(g.n, g["mean"], yerr=g.se, label=learner, ls=style, marker="o",
-                            ms=3)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ns = sorted(part.n.unique())
-            ax.minorticks_off()
-            ax.set_xticks(ns, [f"{n:,}" for n in ns])
+                dash = "--" if learner in ("zero", "ate") else ":" if "@" in learner else "-"
+                ax.errorbar(g.n, g["mean"], yerr=g.se, label=learner, ls=dash, ms=3,
+                            **series_style(learner))
+            log_axis(ax, "x", sorted(part.n.unique()))
+            log_axis(ax, "y")
             ax.set_title(f"{w}: {head} head")
             ax.set_xlabel("n (training rows)")
             ax.set_ylabel("PEHE")
-    axes[0, -1].legend(fontsize=7)
+            ax.grid(alpha=0.3, which="both")
+    figure_legend(fig, axes, fontsize=8)
     p1 = save(fig, out_dir, "pehe_vs_n.png")
 
     nmax = s.n.max()
@@ -305,6 +303,9 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         t.plot.bar(ax=ax)
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_title(f"Qini / oracle Qini, {head} head, n={nmax}")
+        ax.set_xlabel("learner")
+        ax.set_ylabel("Qini ratio")
+    figure_legend(fig, axes, title="world")
     p2 = save(fig, out_dir, "qini_ratio.png")
     return [p1, p2, _plot_regret(s, out_dir)]
 
@@ -319,26 +320,20 @@ def _plot_regret(s: pd.DataFrame, out_dir: Path) -> Path:
     fig, axes = plt.subplots(len(heads), len(worlds), figsize=(4.5 * len(worlds),
                                                                 3.2 * len(heads)),
                              squeeze=False)
-    learners = list(dict.fromkeys(lr.split("@")[0] for lr in policy.learner))
-    colour = {lr: f"C{i % 10}" for i, lr in enumerate(learners)}
     for i, head in enumerate(heads):
         for j, w in enumerate(worlds):
             ax = axes[i, j]
             part = policy[(policy.world == w) & (policy["head"] == head)]
             for learner, g in part.groupby("learner", sort=False):
-                name = learner.split("@")[0]
                 ax.errorbar(g.n, 100 * g["mean"], yerr=100 * g.se, label=learner,
-                            color=colour[name], ls=":" if "@" in learner else "-",
-                            marker="o", ms=3)
-            ax.set_xscale("log")
-            ns = sorted(part.n.unique())
-            ax.minorticks_off()
-            ax.set_xticks(ns, [f"{n:,}" for n in ns])
+                            ls=":" if "@" in learner else "-", ms=3, **series_style(learner))
+            log_axis(ax, "x", sorted(part.n.unique()))
             ax.axhline(0.0, color="k", lw=0.6)
             ax.set_title(f"{w}: budget {head.split('@')[1]} per user")
             ax.set_xlabel("n (training rows)")
             ax.set_ylabel("true regret, % of oracle")
-    axes[0, -1].legend(fontsize=7)
+            ax.grid(alpha=0.3)
+    figure_legend(fig, axes, fontsize=8)
     return save(fig, out_dir, "regret_vs_n.png")
 
 

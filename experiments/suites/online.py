@@ -47,7 +47,13 @@ from estimators.monitoring import alarm_metrics
 from experiments.configs import HeadsConfig, PolicyConfig, WorldConfig
 from experiments.loop import ClosedLoop, ExplorationConfig, LoopConfig
 from experiments.store import atomic_write
-from experiments.suites._plotting import metric_panels, pyplot, save
+from experiments.suites._plotting import (
+    figure_legend,
+    metric_panels,
+    pyplot,
+    save,
+    series_style,
+)
 from experiments.suites.base import Suite, quiet_bar
 
 __all__ = ["SUITE", "VARIANTS", "OnlineSuiteConfig", "loop_config", "plot", "run", "summary"]
@@ -226,8 +232,10 @@ def _gate_figure(gate: pd.DataFrame, out_dir: Path) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     for ax, col in zip(axes, ("promotions", "wrong_promotions", "mean_regret"), strict=True):
         ax.bar(stats.index, stats[(col, "mean")], yerr=stats[(col, "sem")].fillna(0.0),
-               capsize=3, color="tab:blue")
+               capsize=3, color=[series_style(v)["color"] for v in stats.index])
         ax.set_title(col.replace("_", " ") + (" per run" if col != "mean_regret" else ""))
+        ax.set_xlabel("variant")
+        ax.set_ylabel(col.replace("_", " "))
         ax.tick_params(axis="x", rotation=20)
         ax.grid(alpha=0.3, axis="y")
     return save(fig, out_dir, "gate.png")
@@ -245,12 +253,13 @@ def _horizon_figure(rounds: pd.DataFrame, out_dir: Path) -> Path:
         m = g.pivot_table(index="round", columns="metric", values="value")
         ax.fill_between(m.index, m["horizon_low"], m["horizon_high"], alpha=0.3,
                         label="DR 1 - alpha CI")
-        ax.plot(m.index, m["horizon_estimate"], "o-", label="DR estimate")
-        ax.plot(m.index, m["horizon_truth"], "k--", label="truth")
+        ax.plot(m.index, m["horizon_estimate"], "-", label="DR estimate", **series_style("dr"))
+        ax.plot(m.index, m["horizon_truth"], "--", label="truth", **series_style("truth"))
         ax.set_title(f"{v}: accounting-horizon value")
         ax.set_xlabel("round")
+        ax.set_ylabel("value per user")
         ax.grid(alpha=0.3)
-    axes[0][0].legend()
+    figure_legend(fig, axes)
     return save(fig, out_dir, "horizons.png")
 
 

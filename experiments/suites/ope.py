@@ -49,7 +49,7 @@ from experiments.configs import (
     WorldConfig,
 )
 from experiments.store import atomic_write
-from experiments.suites._plotting import pyplot, save
+from experiments.suites._plotting import figure_legend, log_axis, pyplot, save, series_style
 from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate, allocate_at_price
 from simulators import default_params, simulate, simulate_batch
@@ -222,10 +222,10 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
                 ax = axes[i, j]
                 part = d[(d.target == t) & (d.logging == lg) & (d.metric == metric)]
                 for name, g in part.groupby("estimator", sort=False):
-                    ax.plot(g.n, g.value, marker="o", label=name)
-                ax.set_xscale("log")
+                    ax.plot(g.n, g.value, label=name, **series_style(name))
+                log_axis(ax, "x", sorted(part.n.unique()))
                 if log_y:
-                    ax.set_yscale("log")
+                    log_axis(ax, "y")
                 else:
                     ax.axhline(0.95, color="k", lw=0.8, ls="--")
                 ax.set_title(f"{t} | {lg}", fontsize=9)
@@ -233,7 +233,7 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
                     ax.set_xlabel("n")
                 if j == 0:
                     ax.set_ylabel(metric)
-        axes[0, 0].legend(fontsize=7)
+        figure_legend(fig, axes, fontsize=8)
         paths.append(save(fig, out_dir, f"ope_{metric}.png"))
     return paths
 

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from experiments.configs import PolicyConfig, WorldConfig
 from experiments.store import atomic_write
-from experiments.suites._plotting import pyplot, save
+from experiments.suites._plotting import figure_legend, pyplot, save, series_style
 from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate, allocate_at_price
 from policies.exploration import sample_actions
@@ -170,21 +170,24 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     path = df[df.metric == "committed_minus_plan_over_budget"]
     for c in CONTROLLERS:
         g = path[path.controller == c].groupby("period")["value"]
-        axes[0].errorbar(g.mean().index, g.mean(), yerr=g.std().fillna(0), marker="o",
-                         capsize=3, label=c)
+        axes[0].errorbar(g.mean().index, g.mean(), yerr=g.std().fillna(0), capsize=3, label=c,
+                         **series_style(c))
     axes[0].axhline(0, color="k", lw=1)
     axes[0].set_xlabel("period")
+    axes[0].set_ylabel("(committed - plan) / budget")
     axes[0].set_title("(committed - plan) / budget")
-    axes[0].legend()
     for ax, metric in zip(axes[1:], ("spend_over_budget", "value_per_budget", "value_per_spend"),
                           strict=True):
         g = df[(df.metric == metric)].groupby("controller")["value"]
         m = g.mean().reindex(list(CONTROLLERS))
         ax.bar(m.index, m.values, yerr=g.std().reindex(list(CONTROLLERS)).fillna(0).values,
-               capsize=4)
+               capsize=4, color=[series_style(c)["color"] for c in m.index])
         if metric == "spend_over_budget":
             ax.axhline(1.0, color="k", ls="--", lw=1)
-        ax.set_title(metric)
+        ax.set_title(metric.replace("_", " "))
+        ax.set_xlabel("controller")
+        ax.set_ylabel(metric.replace("_", " "))
+    figure_legend(fig, axes)
     return [save(fig, out_dir, "pacing.png")]
 
 

@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 from estimators import sequential as sq
 from estimators.precision import float64
 from experiments.configs import WorldConfig
-from experiments.suites._plotting import pyplot, save
+from experiments.suites._plotting import figure_legend, pyplot, save, series_style
 from experiments.suites.base import Suite, quiet_bar, stream
 from simulators import default_params, expected_outcomes, sample_outcomes, sample_users
 
@@ -228,8 +228,8 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         part = df[(df["scenario"] == scenario) & (df["metric"] == metric)]
         for method, g in _mean_se(part, ["method", "look"]).groupby("method", sort=False):
             g = g.sort_values("look")
-            ax.errorbar(g["look"], g["value"], yerr=g["se"].fillna(0.0), marker="o", ms=3,
-                        capsize=2, label=method)
+            ax.errorbar(g["look"], g["value"], yerr=g["se"].fillna(0.0), ms=3, capsize=2,
+                        label=method, **series_style(method))
         ax.set_xlabel("number of looks k")
         ax.set_title(title)
         ax.grid(alpha=0.3)
@@ -240,7 +240,7 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
             ax.set_ylabel("false-positive rate")
         else:
             ax.set_ylabel("power")
-        ax.legend(fontsize=8)
+    figure_legend(fig, axes, fontsize=8)
     return [save(fig, out_dir, "peeking.png")]
 
 
