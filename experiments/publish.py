@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     from experiments.report import write_report
     from experiments.store import ResultStore
 
-    write_report(ResultStore(staging / "store"), staging / "REPORT.md")
+    write_report(ResultStore(staging / "store"), staging / "REPORT.md",
+                 source=str(results / "store"))
     old = staging.with_name("results-previous")  # 3. swap
     shutil.rmtree(old, ignore_errors=True)
     if results.exists():

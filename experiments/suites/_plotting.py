@@ -58,7 +58,7 @@ def series_style(name: str) -> dict[str, str]:
         i = KNOWN_SERIES.index(base)
     else:
         i = zlib.crc32(base.encode())
-    return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[(i // 2) % len(MARKERS)]}
+    return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)]}
 
 
 def figure_legend(fig, axes, **kw):
@@ -78,6 +78,13 @@ def figure_legend(fig, axes, **kw):
                       frameon=False, **kw)
 
 
+def _plain_number(v: float, _pos=None) -> str:
+    """``2,000`` / ``32,000`` / ``0.05`` / ``1.5``: no exponent notation on tick labels."""
+    if v >= 1000 and float(v).is_integer():
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
 def log_axis(ax, axis: str = "x", ticks=None) -> None:
     """A log scale whose ticks are labelled with plain numbers: at ``ticks`` when given (e.g.
     the sample sizes drawn), else at 1-2-5 steps, so a range inside one decade still shows
@@ -90,7 +97,7 @@ def log_axis(ax, axis: str = "x", ticks=None) -> None:
         getattr(ax, f"set_{axis}ticks")(list(ticks))
     else:
         target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.3g}"))
+    target.set_major_formatter(FuncFormatter(_plain_number))
     target.set_minor_locator(NullLocator())
     target.set_minor_formatter(NullFormatter())
 
