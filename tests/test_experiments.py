@@ -360,3 +360,69 @@ def test_default_benchmark_skips_a_suite_whose_real_data_are_missing(monkeypatch
     csv.write_text("placeholder")
     monkeypatch.setenv("ALLOCBENCH_HILLSTROM", str(csv))
     assert "hillstrom" in [s.name for s, _ in plan(_compose([]))]
+
+
+def test_report_reads_in_order_and_renders_to_valid_html(tmp_path):
+    """The report opens with a summary, orders suites as SUITE_ORDER, labels jobs (full size /
+    compact / sweep with what it changes), gives reproduce commands with their seeds, adds bias
+    and coverage where the rows store the truth, prints round-off zeros as 0, keeps timings
+    apart, and its HTML page parses with balanced tags and every image present."""
+    from html.parser import HTMLParser
+
+    from experiments.main_benchmark import MainSuiteConfig
+    from experiments.report import fmt_number
+    from experiments.suites.horizons import HorizonsSuiteConfig
+
+    store = ResultStore(tmp_path / "store")
+    rng = np.random.default_rng(1)
+    for seed in range(3):
+        rows = pd.DataFrame([dict(n=n, label=lab, metric=m, value=rng.normal())
+                             for n in (300,) for lab in ("learning", "accounting")
+                             for m in ("regret_accounting", "pehe_vs_accounting_uplift")])
+        store.write("horizons", HorizonsSuiteConfig.compact(), seed, rows,
+                    command="python -m experiments.run experiment=horizons")
+        truth = 1.0
+        est = truth + rng.normal(scale=0.1)
+        main = pd.DataFrame([
+            dict(policy="oracle", metric="incremental_value", estimator="truth", value=truth,
+                 stderr=0.0, ci_low=truth, ci_high=truth),
+            dict(policy="oracle", metric="incremental_value", estimator="ips", value=est,
+                 stderr=0.1, ci_low=est - 0.5, ci_high=est + 0.5),
+            dict(policy="oracle", metric="fit_seconds", estimator="truth", value=3.0,
+                 stderr=0.0, ci_low=3.0, ci_high=3.0)])
+        store.write("main", dataclasses.replace(MainSuiteConfig(), n_train=500), seed, main,
+                    command="python -m experiments.run experiment=main "
+                            "experiment.params.n_train=500")
+    path = write_report(store, tmp_path / "out" / "REPORT.md", source="results/store")
+    md = path.read_text()
+    assert md.index("## Summary") < md.index("## main") < md.index("## horizons")
+    assert md.index("## horizons") < md.index("## Timings")
+    assert "horizons: compact preset" in md and "sweep from full size: n_train=500" in md
+    assert "'seeds=[0,1,2]'" in md and "experiment.compact=true" in md
+    assert "| coverage |" in md.replace("| bias | rmse | coverage |", "| coverage |")
+    timings = md[md.index("## Timings"):]
+    assert "fit_seconds" in timings and "fit_seconds" not in md[:md.index("## Timings")]
+    assert fmt_number(-1.388e-18) == "0" and fmt_number(float("nan")) == ""
+
+    class Check(HTMLParser):
+        void = {"meta", "img", "br", "hr", "link", "input"}
+
+        def __init__(self):
+            super().__init__()
+            self.stack, self.images, self.errors = [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                self.images.append(dict(attrs)["src"])
+            elif tag not in self.void:
+                self.stack.append(tag)
+
+        def handle_endtag(self, tag):
+            if not self.stack or self.stack.pop() != tag:
+                self.errors.append(tag)
+
+    page = path.with_suffix(".html").read_text()
+    check = Check()
+    check.feed(page)
+    assert page.startswith("<!DOCTYPE html>") and not check.errors and not check.stack
+    assert check.images and all((path.parent / src).is_file() for src in check.images)
