@@ -183,15 +183,28 @@ def test_plugins_from_a_module_outside_the_package_run_through_a_suite(tmp_path,
 
     cfg = byo.ByoSuiteConfig(learner={"_target_": "my_plugins.ShrunkTLearner", "shrink": 0.5},
                              ope={"_target_": "my_plugins.NumpyIPS"}, n_train=3_000,
-                             n_eval=3_000)
-    df = byo.run(cfg, seed=0, progress=False).set_index(["learner", "metric"])
+                             n_eval=3_000, n_replicates=4)
+    raw = byo.run(cfg, seed=0, progress=False)
+    df = raw[raw["logging"].isin(["", "uniform"])].set_index(["learner", "metric"])
     # halving both heads halves the PEHE's signal part: the plug-in differs from the reference
-    assert df.loc[("plugin", "pehe_value"), "value"] != df.loc[("reference_t_ridge",
+    assert df.loc[("plugin", "pehe_value"), "value"] != df.loc[("reference",
                                                                 "pehe_value"), "value"]
-    ope = df.loc["plugin"].reset_index().set_index(["estimator", "metric"])["value"]
+    # paired rows are the per-seed differences; the fair comparison is at equal true spend
+    for m in byo.PAIRED:
+        diff = df.loc[("plugin_minus_reference", m), "value"]
+        want = df.loc[("plugin", m), "value"] - df.loc[("reference", m), "value"]
+        assert diff == pytest.approx(want, abs=1e-12)
+    for who in ("plugin", "reference"):
+        assert df.loc[(who, "cost_at_budget"), "value"] <= 1.001 * cfg.policy.budget_per_user
+    ope = raw[raw["learner"] == "plugin"].set_index(["estimator", "logging", "metric"])["value"]
     # through the OBP adapter, the plug-in's NumPy IPS equals allocbench's IPS on the same arrays
-    assert ope[("plugin", "ope_estimate")] == pytest.approx(ope[("reference_ips", "ope_estimate")],
-                                                            rel=1e-10)
+    assert ope[("plugin", "uniform", "ope_estimate")] == pytest.approx(
+        ope[("reference_ips", "uniform", "ope_estimate")], rel=1e-10)
+    for kind in cfg.ope_loggings:  # bias and RMSE over replicates; IPS equal again
+        assert ope[("plugin", kind, "rmse")] == pytest.approx(
+            ope[("reference_ips", kind, "rmse")], rel=1e-10)
+        assert np.isnan(ope[("plugin", kind, "coverage")])  # the adapter reports no CI
+        assert 0.0 <= ope[("reference_dr", kind, "coverage")] <= 1.0
     with pytest.raises(ValueError, match="learner: .*neither fit/predict_tau"):
         from experiments.plugins import as_learner
         as_learner(object())
