@@ -418,7 +418,7 @@ def test_report_reads_in_order_and_renders_to_valid_html(tmp_path):
     assert fmt_number(-1.388e-18) == "0" and fmt_number(float("nan")) == ""
 
     class Check(HTMLParser):
-        void = {"meta", "img", "br", "hr", "link", "input"}
+        void = frozenset({"meta", "img", "br", "hr", "link", "input"})
 
         def __init__(self):
             super().__init__()
