@@ -201,9 +201,59 @@ def _mlflow(cfg: DictConfig):
     return track
 
 
+def exit_with_parent(poll_s: float = 1.0) -> bool:
+    """In a launcher's worker process (a joblib/loky child of the sweep), exit as soon as the
+    sweep's parent process dies, so a killed sweep leaves no workers computing for nobody (loky
+    keeps orphaned workers alive until its idle timeout). Started once per process; a no-op in the
+    process that owns the run (``multiprocessing.parent_process()`` is ``None``), which must keep
+    running if its own parent (a shell) goes away. Returns whether a watch is running. The sweep
+    itself resumes from the store: jobs in flight are recomputed, never half-written."""
+    import multiprocessing
+    import os
+    import threading
+    import time
+
+    if multiprocessing.parent_process() is None:
+        return False
+    if any(t.name == "allocbench-parent-watch" for t in threading.enumerate()):
+        return True
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:  # re-parented: the sweep's parent is gone
+                os._exit(3)
+
+    threading.Thread(target=watch, name="allocbench-parent-watch", daemon=True).start()
+    return True
+
+
+# extras a launcher option needs, for a clear message before Hydra's "Could not find/load"
+_LAUNCHER_EXTRAS = {"ray": ("hydra_plugins.hydra_ray_launcher", "ray"),
+                    "ray_cluster": ("hydra_plugins.hydra_ray_launcher", "ray"),
+                    "slurm": ("hydra_plugins.hydra_submitit_launcher", "cluster")}
+
+
+def check_launcher_extras(argv: list[str]) -> None:
+    """Raise ``ValueError`` naming the ``pip install`` when ``hydra/launcher=<name>`` needs a
+    plug-in that is not installed (Hydra alone says only that the config cannot be found)."""
+    import importlib.util
+
+    for arg in argv:
+        if arg.startswith("hydra/launcher="):
+            name = arg.split("=", 1)[1]
+            module, extra = _LAUNCHER_EXTRAS.get(name, (None, None))
+            if module is not None and importlib.util.find_spec(module) is None:
+                raise ValueError(f"hydra/launcher={name}: needs the {module.split('.')[1]} "
+                                 f"plug-in, which is not installed. Fix: pip install -e "
+                                 f"'.[{extra}]' (or use hydra/launcher=local).")
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     enable_float64()  # this entry point owns its process (estimators.precision)
+    exit_with_parent()  # a worker of a killed sweep does not outlive it
     # Hydra sets the root logger to INFO; JAX's backend probe ("Unable to initialize backend
     # 'tpu'") is not news on every run
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
@@ -211,4 +261,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    try:
+        check_launcher_extras(sys.argv[1:])
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     main()

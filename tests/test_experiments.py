@@ -439,3 +439,46 @@ def test_report_reads_in_order_and_renders_to_valid_html(tmp_path):
     check.feed(page)
     assert page.startswith("<!DOCTYPE html>") and not check.errors and not check.stack
     assert check.images and all((path.parent / src).is_file() for src in check.images)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.slow  # a joblib multirun: two worker processes importing JAX
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_killing_a_sweeps_parent_leaves_no_workers(tmp_path):
+    """SIGKILL to the Hydra parent alone (not its process group): the loky workers notice they
+    were re-parented (experiments.run.exit_with_parent) and exit within seconds."""
+    proc = _run(["--multirun", *TINY, "seeds=[0],[1],[2],[3]", f"store={tmp_path}",
+                 "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    deadline = time.time() + 240
+    while not list(tmp_path.glob("horizons/*/seed=*.parquet")):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.1)
+    workers = _children(proc.pid)
+    assert workers, "the sweep runs in worker processes"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 30
+    while any(Path(f"/proc/{w}").exists() for w in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()
+             and "Z" not in Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0]]
+    assert not alive, f"workers {alive} outlived the killed sweep"
+
+
+def test_a_launcher_without_its_plugin_names_the_extra():
+    from experiments.run import check_launcher_extras
+
+    with pytest.raises(ValueError, match=r"pip install -e '\.\[cluster\]'"):
+        check_launcher_extras(["hydra/launcher=slurm"])
+    check_launcher_extras(["hydra/launcher=local", "seeds=[0]"])  # installed: nothing raised
