@@ -171,9 +171,12 @@ def _write_suite_outputs(root: Path, store: ResultStore, suite, config,
     rows = rows[rows["seed"].isin(seeds)].reset_index(drop=True)
     out_dir = suite_output_dir(root, suite, config, seeds)
     table = suite.headline(rows)
-    if table is not None:
-        print(f"\n{suite.name}:")
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if table is None:  # no headline: the report's means across seeds
+        from experiments.report import aggregate
+
+        table = aggregate(rows, suite.key_columns).head(40)
+    print(f"\n{suite.name} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}):")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     for path in suite.outputs(rows, out_dir):
         print(f"wrote {path}")
 
