@@ -65,17 +65,32 @@ def _check(x: Any, action: Any, reward: Any, n_actions: int, n_folds: int,
 
 @float64
 def cross_fit_q_hat(x: Any, action: Any, reward: Any, *, n_actions: int, key: jax.Array,
-                    base: BaseModel = DEFAULT_BASE, n_folds: int = 5) -> jax.Array:
+                    base: BaseModel = DEFAULT_BASE, n_folds: int = 5,
+                    unsupported: str = "raise") -> jax.Array:
     """Cross-fitted ``q_hat (n, n_actions)``: ``q_hat[i, a] = m_{a, -f(i)}(x_i)`` where
     ``m_{a, -f}`` is ``base`` fitted on rows with action ``a`` outside fold ``f`` (balanced random
     folds ``crossfit.fold_ids(n, n_folds, key)``). One compilation for all
-    ``n_folds * n_actions`` fits. Raises ``ValueError`` naming ``action`` if some (fold, action)
-    training set is empty."""
+    ``n_folds * n_actions`` fits. An empty (fold, action) training set (an action the logger
+    never took, or took in one fold only): ``unsupported="raise"`` (default) is a ``ValueError``
+    naming ``action``; ``unsupported="zero"`` predicts 0 for that action in that fold, for logs
+    that legitimately lack an action (a candidate policy evaluated on an incumbent's log): DR then
+    reduces to IPS on that action, whose unsupported mass the estimator reports."""
+    if unsupported not in ("raise", "zero"):
+        fail("unsupported", f"expected 'raise' or 'zero', got {unsupported!r}",
+             "use 'raise' (default) or 'zero'")
     x, action, reward = _check(x, action, reward, n_actions, n_folds, batched=False)
     fold = fold_ids(x.shape[0], n_folds, key)
-    check_fold_support(action, np.asarray(fold), n_actions, n_folds)
-    return cross_fit(base, x, reward, fold, n_folds=n_folds, action=action,
-                     n_actions=n_actions).predictions
+    if unsupported == "raise":
+        check_fold_support(action, np.asarray(fold), n_actions, n_folds)
+    q = cross_fit(base, x, reward, fold, n_folds=n_folds, action=action,
+                  n_actions=n_actions).predictions
+    if unsupported == "raise":
+        return q
+    folds = np.asarray(fold)
+    train = np.zeros((n_folds, n_actions), dtype=bool)  # has action a rows outside fold f
+    for f in range(n_folds):
+        train[f] = np.bincount(action[folds != f], minlength=n_actions) > 0
+    return jax.numpy.asarray(np.where(train[folds], np.nan_to_num(np.asarray(q)), 0.0))
 
 
 @float64

@@ -636,3 +636,28 @@ def test_cross_fit_q_hat_rejects_an_action_confined_to_one_fold():
     with pytest.raises(ValueError, match=r"^action: .*seed"):
         cross_fit_q_hat_batch(np.stack([x, x]), np.stack([action, one]), np.stack([reward] * 2),
                               n_actions=3, n_folds=2, key=jax.random.key(0))
+
+
+def test_cross_fit_q_hat_can_zero_an_action_the_log_never_took():
+    """``unsupported="zero"`` (the closed loop's gate: a candidate's action the incumbent never
+    logged) predicts 0 for the missing (fold, action) pairs and the cross-fitted model for the
+    others; the default still raises naming ``action``; a bad option names itself."""
+    from estimators.base import Ridge
+    from estimators.crossfit import cross_fit, fold_ids
+
+    rng = np.random.default_rng(3)
+    n = 300
+    x = rng.normal(size=(n, 3))
+    action = rng.integers(0, 2, n)  # action 2 never logged
+    reward = x[:, 0] + action + rng.normal(size=n)
+    key = jax.random.key(4)
+    with pytest.raises(ValueError, match="^action"):
+        cross_fit_q_hat(x, action, reward, n_actions=3, key=key)
+    q = np.asarray(cross_fit_q_hat(x, action, reward, n_actions=3, key=key, unsupported="zero"))
+    folds = fold_ids(n, 5, key)
+    ref = np.asarray(cross_fit(Ridge(alpha=1.0), x, reward, folds, n_folds=5, action=action,
+                               n_actions=3).predictions)
+    np.testing.assert_array_equal(q[:, 2], 0.0)
+    np.testing.assert_allclose(q[:, :2], ref[:, :2], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="^unsupported"):
+        cross_fit_q_hat(x, action, reward, n_actions=3, key=key, unsupported="nan")

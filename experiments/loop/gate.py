@@ -30,8 +30,8 @@ import jax
 import numpy as np
 
 from estimators.base import Ridge
-from estimators.crossfit import cross_fit, fold_ids
 from estimators.ope import Estimate, UnsupportedActionWarning, estimate, paired_difference
+from estimators.ope_qhat import cross_fit_q_hat
 from experiments.loop.config import ExplorationConfig, GateConfig
 from experiments.loop.serving import Allocator, FittedPolicy, serve
 from simulators import LoggedData, policy_truth
@@ -62,17 +62,13 @@ class GateResult(NamedTuple):
 
 def cross_fitted_q_hat(x: np.ndarray, action: np.ndarray, reward: np.ndarray, *,
                        n_actions: int, key: jax.Array) -> np.ndarray:
-    """Out-of-fold per-action ridge predictions ``(n, K+1)``; a (fold, action) pair with no
-    training row (an action the logger never took) predicts 0 for that action (DR then
-    reduces to IPS there, and the unsupported mass is reported)."""
-    folds = np.asarray(fold_ids(len(x), N_FOLDS, key))
-    q = np.asarray(cross_fit(Ridge(alpha=1.0), x, reward, folds, n_folds=N_FOLDS,
-                             action=action, n_actions=n_actions).predictions)
-    for a in range(n_actions):
-        for f in range(N_FOLDS):
-            if not np.any((action == a) & (folds != f)):
-                q[folds == f, a] = 0.0
-    return np.nan_to_num(q)
+    """Out-of-fold per-action ridge predictions ``(n, K+1)``
+    (:func:`estimators.ope_qhat.cross_fit_q_hat` with ``unsupported="zero"``: an action the
+    logger never took predicts 0, so DR reduces to IPS there and the unsupported mass is
+    reported)."""
+    return np.asarray(cross_fit_q_hat(x, action, reward, n_actions=n_actions, key=key,
+                                      base=Ridge(alpha=1.0), n_folds=N_FOLDS,
+                                      unsupported="zero"))
 
 
 def ope_gate(candidate: FittedPolicy, incumbent: FittedPolicy, rows: LoggedData, *,

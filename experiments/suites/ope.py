@@ -193,6 +193,9 @@ def run(cfg: OPESuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFram
             value = np.concatenate([e.value for e in parts])
             low = np.concatenate([e.ci_low for e in parts])
             high = np.concatenate([e.ci_high for e in parts])
+            ess = np.concatenate([e.ess for e in parts])
+            max_w = np.concatenate([e.max_weight for e in parts])
+            unsupported = np.concatenate([e.unsupported_mass for e in parts])
             truth = np.concatenate(exact[t, outcome])  # per log: exact, no Monte Carlo error
             population, population_se = oracle[t, outcome]
             err = value - truth
@@ -200,7 +203,11 @@ def run(cfg: OPESuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFram
                        "rmse": np.sqrt(np.mean(err**2)),
                        "coverage": np.mean((low <= truth) & (truth <= high)),
                        "ci_width": np.mean(high - low), "oracle": population,
-                       "oracle_se": population_se}
+                       "oracle_se": population_se,
+                       # overlap, known before any outcome is seen: the diagnostics that should
+                       # flag the cells where the reweighting estimators under-cover
+                       "ess_share": np.mean(ess) / n, "max_weight": np.mean(max_w),
+                       "unsupported_mass": np.mean(unsupported)}
             for metric, v in metrics.items():
                 rows.append(dict(logging=lg, n=n, target=t, outcome=outcome, estimator=name,
                                  metric=metric, value=float(v), seed=seed,
@@ -238,6 +245,56 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     return paths
 
 
+# the overlap rule checked against coverage: a cell is flagged before any outcome is seen when
+# the importance weights' effective sample size is below this share of the log, or the target
+# puts mass on actions the logger never takes
+ESS_FLAG_SHARE = 0.1
+
+
+def overlap_flags(df: pd.DataFrame, estimator: str = "ips") -> pd.DataFrame:
+    """Per (outcome, target, logging, n) cell: ``estimator``'s coverage and its standard error
+    over the replicate logs, the overlap diagnostics, ``flagged`` (ESS share below
+    :data:`ESS_FLAG_SHARE` or unsupported mass above 0) and ``under_covers`` (coverage below
+    ``1 - alpha`` by more than 2 standard errors, ``alpha`` = 0.05)."""
+    d = df[(df.estimator == estimator) & df.metric.isin(
+        ["coverage", "ess_share", "max_weight", "unsupported_mass"])]
+    if d.empty or "ess_share" not in set(d.metric):
+        return pd.DataFrame()
+    keys = ["outcome", "target", "logging", "n"]
+    wide = d.pivot_table(index=keys, columns="metric", values="value", sort=False).reset_index()
+    reps = df.groupby(keys)["n_replicates"].first().reindex(
+        pd.MultiIndex.from_frame(wide[keys])).to_numpy() * df.seed.nunique()
+    wide["coverage_se"] = np.sqrt(0.95 * 0.05 / reps)
+    wide["flagged"] = (wide.ess_share < ESS_FLAG_SHARE) | (wide.unsupported_mass > 1e-12)
+    wide["under_covers"] = wide.coverage < 0.95 - 2 * wide.coverage_se
+    return wide
+
+
+def overlap_flags_table(df: pd.DataFrame) -> list[str]:
+    """Markdown: do the overlap diagnostics flag, in advance, the cells where IPS under-covers?
+    The confusion counts over cells, then the cells themselves."""
+    w = overlap_flags(df)
+    if w.empty:
+        return []
+    tp = int((w.flagged & w.under_covers).sum())
+    fn = int((~w.flagged & w.under_covers).sum())
+    fp = int((w.flagged & ~w.under_covers).sum())
+    tn = int((~w.flagged & ~w.under_covers).sum())
+    rho = w[["ess_share", "coverage"]].corr(method="spearman").iloc[0, 1]
+    lines = [f"Overlap flags (IPS, every n): a cell is flagged when the weights' ESS is below "
+             f"{ESS_FLAG_SHARE:g} of the log or the target has unsupported mass; it under-covers "
+             f"when IPS coverage is below 0.95 by more than 2 s.e. Flagged and under-covering "
+             f"{tp}, under-covering but not flagged {fn}, flagged but covering {fp}, neither "
+             f"{tn}; Spearman correlation of ESS share with coverage {rho:.2f}.", "",
+             "| outcome | target | logging | n | coverage | ess_share | max_weight | "
+             "unsupported_mass | flagged | under_covers |", "|" + "---|" * 10]
+    for r in w.itertuples(index=False):
+        lines.append(f"| {r.outcome} | {r.target} | {r.logging} | {r.n} | {r.coverage:.3f} | "
+                     f"{r.ess_share:.3g} | {r.max_weight:.3g} | {r.unsupported_mass:.3g} | "
+                     f"{r.flagged} | {r.under_covers} |")
+    return lines
+
+
 def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """CSV of all rows, a markdown table at the largest n (value outcome), figures."""
     out_dir = Path(out_dir)
@@ -246,7 +303,8 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     nmax = df.n.max()
     wide = df[df.n == nmax].pivot_table(index=["outcome", "target", "logging", "estimator"],
                                         columns="metric", values="value", sort=False)
-    cols = ["oracle", "oracle_se", "bias", "bias_se", "rmse", "coverage", "ci_width"]
+    cols = [c for c in ("oracle", "oracle_se", "bias", "bias_se", "rmse", "coverage", "ci_width",
+                        "ess_share", "max_weight", "unsupported_mass") if c in wide.columns]
     lines = [f"OPE at n = {nmax} rows per log, {int(df.n_replicates.iloc[0])} replicate logs per "
              f"job seed ({df.seed.nunique()} job seeds here). Errors and CI "
              "coverage are against each log's exact value (sum_a pi(a|x_i) mu(x_i, a) over its "
@@ -257,6 +315,7 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     for idx, r in wide.iterrows():
         lines.append("| " + " | ".join(map(str, idx)) + " | "
                      + " | ".join(f"{r[c]:.4g}" for c in cols) + " |")
+    lines += ["", *overlap_flags_table(df)]
     md = out_dir / "ope.md"
     atomic_write(md, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
     return [csv, md, *plot(df, out_dir)]
