@@ -89,8 +89,8 @@ def _published_rows(suite_name: str):
     for meta in STORE.configs():
         if meta["suite"] == suite_name:
             rows = STORE.read(suite_name, meta["config_hash"])
-            if not rows.empty:
-                return rows
+            if not rows.empty:  # one seed draws every figure (and keeps this test quick)
+                return rows[rows["seed"] == rows["seed"].min()].reset_index(drop=True)
     return None
 
 

@@ -251,8 +251,8 @@ def test_fit_batch_equals_fitting_each_seed(uniform_log, holdout3, world_config)
     the heads ``fit`` gives it alone, to 1e-10; a learner without ``fit_batch`` (DR) goes
     through deep copies; the unfitted template stays unfitted; a short seed axis is a
     ValueError naming the argument."""
-    logs = [uniform_log.subset(np.arange(1_500)), uniform_log.subset(np.arange(1_500, 3_000)),
-            holdout3.subset(np.arange(1_500))]
+    logs = [uniform_log.subset(np.arange(800)), uniform_log.subset(np.arange(800, 1_600)),
+            holdout3.subset(np.arange(800))]
     k1 = world_config.n_actions
     template = make_heads(HeadsConfig())
     batched = template.fit_batch([d.x for d in logs], [d.action for d in logs],
