@@ -224,8 +224,8 @@ class Logistic:
     """L2-penalised logistic regression (a GLM with logit link) fitted by damped Newton.
 
     Newton steps (halved until the objective does not increase) run until the largest entry of
-    the full Newton step is at most ``tol`` or ``n_iter`` steps were taken (quadratic convergence: about
-    6 steps on the default world's purchase models). Minimises
+    the full Newton step is at most ``tol`` or ``n_iter`` steps were taken (quadratic
+    convergence: about 6 steps on the default world's purchase models). Minimises
     ``sum_i w_i [log(1 + e^{eta_i}) - y_i eta_i] + alpha/2 |beta|^2`` with
     ``eta_i = b + x_i·beta`` (intercept not penalised); labels ``y`` in ``[0, 1]`` (binary or
     fractional). ``predict`` returns ``sigmoid(eta)``, the modelled ``E[y | x]``.
