@@ -233,7 +233,7 @@ class Logistic:
 
     alpha: float = 1.0
     n_iter: int = 25
-    tol: float = 1e-12
+    tol: float = 1e-10
     pads_exactly: ClassVar[bool] = True  # weighted sums only: zero-weight rows change nothing
 
     def __post_init__(self) -> None:
@@ -243,7 +243,7 @@ class Logistic:
             raise ValueError(f"Logistic.n_iter: must be >= 1, got {self.n_iter}.")
         if not np.isfinite(self.tol) or self.tol < 0:
             raise ValueError(f"Logistic.tol: must be finite and >= 0 (0 runs all n_iter "
-                             f"steps), got {self.tol}. Fix: e.g. tol=1e-12.")
+                             f"steps), got {self.tol}. Fix: e.g. tol=1e-10.")
 
     def validate_labels(self, y: Any, where: str = "Logistic.fit") -> None:
         """Raise ``ValueError`` unless every label lies in ``[0, 1]``. Learners call this on the
