@@ -79,8 +79,7 @@ class HurdleLearner(_SeedBatchFit, _Predictions):
         if np.any(reward < 0):
             fail("reward", f"a hurdle model needs labels >= 0 (zero or a positive amount), got "
                  f"min {reward.min():.4g}", "use a T-learner for signed labels")
-        sup = supported_actions(action, action_prob, k1)
-        if not np.any((_arm_masks(action, k1)[sup] * (reward > 0)).sum(axis=1) > 0):
+        if not np.any(reward > 0):  # every logged row belongs to a supported arm
             fail("reward", "no row has a positive label, so there is nothing to model",
                  "check the label (value or cost) passed to this head")
         return x, action, reward, action_prob, k1

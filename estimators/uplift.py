@@ -315,18 +315,19 @@ class TLearner(_SeedBatchFit, _Predictions):
                                 require_propensity=self.weight_by_propensity, base=self.base)
 
     def _fit_logs(self, logs: list[tuple]) -> list[dict[str, Any]]:
-        masks = []
+        masks, supports = [], []
         for _, action, _, action_prob, k1 in logs:
             sup = supported_actions(action, action_prob, k1)
             w = np.ones(len(action))
             if self.weight_by_propensity:
                 w = 1.0 / action_prob[np.arange(len(action)), action]
             masks.append(_arm_masks(action, k1)[sup] * w)
+            supports.append(sup)
         params = fit_masked_each(self.base, [log[0] for log in logs], [log[2] for log in logs],
                                  masks)
-        return [dict(params_=p, n_actions_=k1, n_features_=x.shape[1],
-                     supported_actions_=supported_actions(action, action_prob, k1))
-                for p, (x, action, _, action_prob, k1) in zip(params, logs, strict=True)]
+        return [dict(params_=p, n_actions_=log[4], n_features_=log[0].shape[1],
+                     supported_actions_=sup)
+                for p, sup, log in zip(params, supports, logs, strict=True)]
 
     def _mu(self, x: jax.Array) -> jax.Array:
         """``mu`` of the supported arms, ``(n, len(supported_actions_))``."""
