@@ -123,6 +123,28 @@ def test_capacities_respected_and_near_lp(truth_batch):
         assert alloc.capacity_binds[1:].any()
 
 
+def test_budget_price_survives_the_capacity_repair(truth_batch):
+    """One offer capped below its unconstrained use, the budget still binding: the budget price
+    is the dual's even though the capacity repair moved tied users to no-offer (the repaired
+    spend fell a sliver short of the budget, and lambda used to read 0 while value still rose
+    with the budget at ~lambda per unit). It matches HiGHS's budget marginal and the value's
+    slope in the budget."""
+    for tv, tc, e in truth_batch[:3]:
+        budget = _budget(tc, e, 0.3)
+        counts = allocate(tv, tc, budget=budget, eligible=e).action_dist.sum(axis=0)
+        top = 1 + int(np.argmax(counts[1:]))
+        cap = np.full(counts.shape, np.inf)
+        cap[top] = np.floor(0.8 * counts[top])
+        alloc = allocate(tv, tc, budget=budget, eligible=e, capacity=cap)
+        ref = solve_lp_highs(tv, tc, budget=budget, eligible=e, capacity=cap)
+        assert alloc.capacity_binds[top] and alloc.budget_binds
+        assert alloc.budget_multiplier == pytest.approx(ref.budget_dual, rel=0.05)
+        step = 0.01 * budget
+        more = allocate(tv, tc, budget=budget + step, eligible=e, capacity=cap)
+        slope = (more.expected_value - alloc.expected_value) / step
+        assert slope == pytest.approx(alloc.budget_multiplier, rel=0.1)
+
+
 def test_no_offer_where_every_effect_nonpositive(truth_batch):
     tv, tc, e = truth_batch[0]
     dead = (np.where(e, tv, 0.0) <= 0).all(axis=1)
