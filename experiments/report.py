@@ -49,8 +49,9 @@ def aggregate(rows: pd.DataFrame, key_columns: tuple[str, ...] | None = None) ->
 # The order sections appear in (then any other suite, alphabetically): the headline job first,
 # then the decision layer, the learners, off-policy evaluation, the design-note lessons, real
 # data and the closed loop.
-SUITE_ORDER = ("main", "allocation", "pacing", "learners", "ihdp", "ope", "horizons",
-               "interference", "drift", "hillstrom", "peeking", "online")
+SUITE_ORDER = ("main", "allocation", "lessons", "menu_size", "pacing", "learners", "confounded",
+               "ihdp", "ope", "horizons", "interference", "drift", "hillstrom", "peeking",
+               "online")
 TIMING = ("fit_seconds", "seconds", "wall_seconds")  # metrics reported apart from results
 
 

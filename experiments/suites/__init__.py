@@ -28,6 +28,9 @@ BUILTIN = {
     "ihdp": "experiments.suites.ihdp",
     "byo": "experiments.suites.byo",
     "online": "experiments.suites.online",
+    "lessons": "experiments.suites.lessons",
+    "confounded": "experiments.suites.confounded",
+    "menu_size": "experiments.suites.menu_size",
 }
 
 
