@@ -57,6 +57,8 @@ __all__ = ["SUITE", "LessonsSuiteConfig", "campaign_effects", "forced_offer", "p
 CAMPAIGN_POLICIES = ("oracle", "campaign_average_truth", "cost_aware_uplift", "campaign_average")
 FORCED_POLICIES = ("oracle", "forced_offer_truth", "cost_aware_uplift", "forced_offer")
 SLEEPING_DOG = 3  # simulators.world.TYPE_NAMES
+SHARE_METRICS = ("efficient_edges_in_inefficient_campaigns",
+                 "oracle_value_in_inefficient_campaigns", "treated_share")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,7 +307,8 @@ def _table(s: pd.DataFrame, section: str, metric: str, policies: tuple[str, ...]
     mean = d.pivot(index="policy", columns="budget_per_user", values="mean")
     se = d.pivot(index="policy", columns="budget_per_user", values="se")
     order = [p for p in policies if p in mean.index]
-    lines = [f"### {section}: {metric} (per user; mean ± s.e. over seeds)", "",
+    unit = "share" if metric in SHARE_METRICS else "per user"
+    lines = [f"### {section}: {metric} ({unit}; mean ± s.e. over seeds)", "",
              "| policy | " + " | ".join(f"B={b:g}" for b in mean.columns) + " |",
              "|---|" + "---|" * len(mean.columns)]
     for p in order:
