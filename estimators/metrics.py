@@ -37,6 +37,7 @@ __all__ = [
     "split_stability",
     "truth_gain",
     "uplift_at_k",
+    "value_at_costs",
     "value_cost_curve",
 ]
 
@@ -165,7 +166,10 @@ def qini_coefficient(score: Any, gain: Any) -> float:
 def uplift_at_k(score: Any, gain: Any, fraction: float) -> float:
     """Mean gain among the top ``fraction`` of rows by ``score``:
     ``mean_{i in top k by score} gain_i`` with ``k = max(1, round(fraction n))``; ``score`` and
-    ``gain`` are ``(n,)`` over the same rows."""
+    ``gain`` are ``(n,)`` over the same rows. Ties are averaged over a uniformly random order of
+    the tied rows, not broken by row index: the rows strictly above the k-th score count fully
+    and the tied block at the boundary fills the remaining places with its mean gain, so a
+    constant score gives the mean gain (random targeting)."""
     if not 0.0 < fraction <= 1.0:
         fail("uplift_at_k.fraction", f"must lie in (0, 1], got {fraction}", "e.g. 0.1")
     s = _arr(score, "uplift_at_k.score", 1)
@@ -176,7 +180,9 @@ def uplift_at_k(score: Any, gain: Any, fraction: float) -> float:
     if len(s) == 0:
         fail("uplift_at_k.score", "no rows", "pass at least one row")
     k = max(1, round(fraction * len(s)))
-    return float(np.mean(g[np.argsort(-s, kind="stable")[:k]]))
+    threshold = np.sort(s)[::-1][k - 1]
+    above, tied = s > threshold, s == threshold
+    return float((g[above].sum() + (k - above.sum()) * g[tied].mean()) / k)
 
 
 class ValueCostCurve(NamedTuple):
@@ -207,6 +213,39 @@ def value_cost_curve(tau_value_hat: Any, tau_cost_hat: Any, gain_value: Any,
                           np.concatenate([[0.0], np.cumsum(gv[order]) / n]), order)
 
 
+@float64
+def value_at_costs(tv_hat: np.ndarray, tc_hat: np.ndarray, gain_value: np.ndarray,
+                   gain_cost: np.ndarray, costs: tuple[float, ...]) -> np.ndarray:
+    """True incremental value per user reached at each true incremental cost per user ``c`` of
+    ``costs`` along the value-vs-cost curve of :func:`value_cost_curve`
+    (users in descending predicted ``tau_v / tau_c``), restricted to the users with predicted
+    value uplift ``tv_hat > 0`` (the others are never targeted). Tied users (equal predicted
+    ratio and value) are one block crossed in a straight line, the curve's expectation over a
+    random order within the block. At the first point where the cumulative cost reaches ``c``
+    the value is interpolated linearly from the point before; a curve that never costs ``c``
+    gives its final value (0 when no user is targeted)."""
+    tv, tc = np.asarray(tv_hat, np.float64), np.asarray(tc_hat, np.float64)
+    curve = value_cost_curve(tv, tc, gain_value, gain_cost)
+    m = int(np.sum(tv > 0))  # the curve ranks every tv <= 0 row after the tv > 0 rows
+    ordered = curve.order[:m]
+    # the curve's own sort key (ratio, then value): equal keys are one tied block
+    ratio = np.where(tc > 0, tv / np.where(tc > 0, tc, 1.0), np.inf)[ordered]
+    new_key = (ratio[1:] != ratio[:-1]) | (tv[ordered][1:] != tv[ordered][:-1])
+    keep = np.concatenate([[0], 1 + np.flatnonzero(new_key), [m]]) if m else np.array([0])
+    keep = np.unique(keep)
+    cost, value = curve.cumulative_cost[keep], curve.cumulative_value[keep]
+    out = np.empty(len(costs))
+    for i, c in enumerate(costs):
+        hit = np.flatnonzero(cost >= c)
+        if not len(hit):
+            out[i] = value[-1]
+            continue
+        j = hit[0]  # >= 1: the curve starts at cost 0 < c
+        w = (c - cost[j - 1]) / (cost[j] - cost[j - 1])
+        out[i] = value[j - 1] + w * (value[j] - value[j - 1])
+    return out
+
+
 class RankMonotonicity(NamedTuple):
     spearman: float  # rank correlation of bin order with observed uplift
     inversions: int  # pairs of bins (i < j) with observed_i > observed_j (bins ordered by pred)
@@ -234,7 +273,12 @@ def split_stability(predictions: Any) -> dict[str, float]:
     Returns ``mean_sd`` (mean over rows/columns of the across-fit standard deviation),
     ``signal_sd`` (sd across rows of the mean prediction; both with ddof=1) and their ratio
     ``noise_to_signal``;
-    also ``rank_corr`` (mean pairwise Spearman of the flattened predictions)."""
+    also ``rank_corr`` (mean pairwise Spearman of the flattened predictions).
+
+    Undefined cases are NaN, never a number: ``noise_to_signal`` when ``signal_sd = 0`` (the mean
+    prediction is the same on every row: no signal to compare the spread with), ``rank_corr``
+    when some fit is constant across rows (it ranks nothing). A constant-effect predictor hits
+    both; ``mean_sd`` stays defined (0 when every fit returns the same constant)."""
     p = np.asarray(predictions, dtype=np.float64)
     if p.ndim < 2 or p.shape[0] < 2:
         fail("split_stability.predictions", f"need shape (B >= 2, n, ...), got {p.shape}",
@@ -242,10 +286,14 @@ def split_stability(predictions: Any) -> dict[str, float]:
     flat = p.reshape(p.shape[0], -1)
     mean_sd = float(np.mean(np.std(flat, axis=0, ddof=1)))
     signal_sd = float(np.std(flat.mean(axis=0), ddof=1))
-    # Spearman = Pearson of ranks; np.corrcoef gives the (B, B) matrix for every B >= 2
-    # (scipy's spearmanr collapses to a scalar when B = 2).
-    corr = np.corrcoef(stats.rankdata(flat, axis=1))
     b = flat.shape[0]
-    rank_corr = float((corr.sum() - b) / (b * (b - 1)))
+    if np.any(np.ptp(flat, axis=1) == 0):
+        rank_corr = float("nan")
+    else:
+        # Spearman = Pearson of ranks; np.corrcoef gives the (B, B) matrix for every B >= 2
+        # (scipy's spearmanr collapses to a scalar when B = 2).
+        corr = np.corrcoef(stats.rankdata(flat, axis=1))
+        rank_corr = float((corr.sum() - b) / (b * (b - 1)))
     return dict(mean_sd=mean_sd, signal_sd=signal_sd,
-                noise_to_signal=mean_sd / max(signal_sd, 1e-300), rank_corr=rank_corr)
+                noise_to_signal=mean_sd / signal_sd if signal_sd > 0 else float("nan"),
+                rank_corr=rank_corr)

@@ -13,6 +13,44 @@ its true incremental cost / the budget (1 is on budget; above 1 overspends). Two
 in the same table: a zero-effect predictor and a constant-effect predictor (per-offer ATE,
 propensity-weighted difference in means on the training log).
 
+Ranking diagnostics (issue 16), beside the Qini ratio, for every learner and both baselines:
+
+* ``uplift_ratio@k`` (head value / cost): the mean true uplift of the top ``k`` share of
+  evaluation users ranked by the head's best-offer score (each user given its best predicted
+  offer, as for the Qini), over the oracle's (users ranked by their true best uplift): 1 is the
+  oracle, the population mean over the oracle's is random targeting.
+* value-vs-cost curve (head ``value_cost``): each user gets its best predicted *value* offer;
+  users are taken in descending predicted efficiency ``tau_v / tau_c``
+  (:func:`estimators.metrics.value_cost_curve`), only those with positive predicted value
+  uplift; ``value@c`` is the true incremental value per user reached when the true incremental
+  cost per user first reaches ``c`` (linear between the two rows bracketing it; the whole
+  ranking's value when it never costs ``c``), ``ratio@c`` that over the oracle's (the same rule on
+  the true effects, stored as learner ``oracle``). The oracle's rule is greedy, not the LP of
+  ``policy@``: a learner may exceed 1.
+* rank monotonicity (head value / cost): the evaluation users with an eligible offer in
+  ``n_rank_bins`` equal-count bins of increasing best-offer score; the observed uplift per bin
+  is the Hajek difference in means of the logged label between the rows that drew their chosen
+  offer and the no-offer rows of the bin (what a practitioner can compute from a randomised
+  log); ``rank_spearman`` and ``rank_inversion_share`` (inverted bin pairs / all pairs) from
+  :func:`estimators.metrics.rank_monotonicity`; ``rank_spearman_truth`` the same on the bins'
+  mean true uplift.
+* split stability (head value / cost; at ``n <= stability_max_n`` only, since it refits every
+  learner twice): the learner refitted on the first and the second half of the training log,
+  :func:`estimators.metrics.split_stability` of the two fits' best-offer scores on the
+  evaluation users: ``split_rank_corr`` (Spearman) and ``split_noise_to_signal``.
+
+**Ties** (the baselines rank by a few constants, a tree model by piecewise constants): uplift@k
+and the value-cost curve take the expectation over a uniformly random order of tied users (the
+tied block at the top-k boundary contributes its mean gain; the curve runs straight across a tied
+block), so a constant score is exactly random targeting. Rank-monotonicity bins break ties by
+evaluation-row order (the binning of :func:`estimators.calibration.incremental_calibration`): the
+rows are iid, so a tied block is spread over its bins at random and its bins carry no order,
+reproducibly from the seed. A score that is constant across users has no ranking to compare
+across fits: the zero baseline's split stability is NaN (``n/a`` in the table, explained there),
+as is any fit's that is constant across users. Split stability is not accuracy: the ATE
+baseline's few-level ranking (by which offers a user may get) is often perfectly stable; read it
+beside uplift@k.
+
 ``noiseless``: learners also fitted on the noiseless labels (the true means ``mu(x_i, a_i)`` of
 the logged actions in place of the sampled value and cost), reported as ``<name>@noiseless``:
 the ceiling of that learner when label noise is removed, beside its regret-vs-n curve (not
@@ -45,7 +83,16 @@ from estimators.bart import BART
 from estimators.base import MLP
 from estimators.calibration import incremental_calibration
 from estimators.heads import HeadConfig, make_learner
-from estimators.metrics import best_offer, pehe, qini_coefficient, truth_gain
+from estimators.metrics import (
+    best_offer,
+    pehe,
+    qini_coefficient,
+    rank_monotonicity,
+    split_stability,
+    truth_gain,
+    uplift_at_k,
+    value_at_costs,
+)
 from estimators.tarnet import COST_CONFIG, VALUE_CONFIG
 from experiments.configs import HeadsConfig, LoggingConfig, WorldConfig
 from experiments.store import atomic_write
@@ -110,6 +157,13 @@ class LearnersSuiteConfig:
     n_calibration_bins: int = 5
     budgets: tuple[float, ...] = (0.05, 0.25, 1.0)
     slow_max_n: int = 8_000
+    # ranking diagnostics (module docstring): top-k shares of uplift@k, cost levels per user of
+    # the value-vs-cost curve, bins of rank monotonicity, and the largest n at which split
+    # stability refits every learner on the two halves of the training log (0: never)
+    uplift_fractions: tuple[float, ...] = (0.1, 0.3)
+    curve_costs: tuple[float, ...] = (0.05, 0.25, 0.5, 1.0, 2.0, 4.0)
+    n_rank_bins: int = 10
+    stability_max_n: int = 2_000
 
     def __post_init__(self) -> None:
         unknown = sorted((set(self.learners) | set(self.noiseless)) - set(LEARNERS))
@@ -125,6 +179,22 @@ class LearnersSuiteConfig:
         if not self.budgets or min(self.budgets) <= 0:
             raise ValueError(f"LearnersSuiteConfig.budgets: need budgets per user > 0, got "
                              f"{self.budgets}. Fix: e.g. budgets=[0.05, 1.0].")
+        if not self.uplift_fractions or not all(0 < f <= 1 for f in self.uplift_fractions):
+            raise ValueError(f"LearnersSuiteConfig.uplift_fractions: need shares of users in "
+                             f"(0, 1], got {self.uplift_fractions}. Fix: e.g. "
+                             "uplift_fractions=[0.1, 0.3].")
+        if not self.curve_costs or min(self.curve_costs) <= 0:
+            raise ValueError(f"LearnersSuiteConfig.curve_costs: need cost levels per user > 0, "
+                             f"got {self.curve_costs}. Fix: e.g. curve_costs=[0.25, 1.0].")
+        if not 2 <= self.n_rank_bins <= self.n_eval // 100:
+            raise ValueError(f"LearnersSuiteConfig.n_rank_bins: need 2 <= n_rank_bins <= "
+                             f"n_eval // 100 = {self.n_eval // 100} (>= 100 evaluation rows per "
+                             f"bin), got {self.n_rank_bins}. Fix: e.g. n_rank_bins=10, or a "
+                             "larger n_eval.")
+        if self.stability_max_n < 0:
+            raise ValueError(f"LearnersSuiteConfig.stability_max_n: need >= 0 (0 turns split "
+                             f"stability off), got {self.stability_max_n}. Fix: e.g. "
+                             "stability_max_n=2000 (the smallest n).")
 
     @classmethod
     def compact(cls) -> LearnersSuiteConfig:
@@ -191,12 +261,82 @@ def _noiseless_labels(log: Any) -> tuple[np.ndarray, np.ndarray]:
             np.asarray(log.truth.mu_cost)[rows, log.action])
 
 
+def _curve(tv: np.ndarray, tc: np.ndarray, truths: dict[str, np.ndarray], eligible: Any,
+           costs: tuple[float, ...]) -> np.ndarray:
+    """:func:`value_at_costs` of predictions ``tv``, ``tc`` (n, K+1): each user's best predicted
+    value offer, its predicted and true value and cost uplift."""
+    chosen, _ = best_offer(tv, eligible)
+    rows = np.arange(len(chosen))
+    return value_at_costs(tv[rows, chosen], tc[rows, chosen],
+                          truth_gain(truths["value"], chosen), truth_gain(truths["cost"], chosen),
+                          costs)
+
+
+def _split_stability(name: str, cfg: LearnersSuiteConfig, head: str, train: Any,
+                     label: np.ndarray, n_actions: int, evaluation: Any) -> dict[str, float]:
+    """``split_rank_corr`` and ``split_noise_to_signal`` (:func:`estimators.metrics.
+    split_stability`) of the evaluation users' best-offer scores of ``name`` fitted on the
+    first and on the second half of the training log (NaN for a score constant across users)."""
+    half = train.n // 2
+    scores = []
+    for part in (slice(0, half), slice(half, 2 * half)):
+        learner = _make(name, getattr(cfg.learner, head), head)
+        learner.fit(train.x[part], train.action[part], label[part], train.action_prob[part],
+                    n_actions)
+        tau = np.asarray(jax.block_until_ready(learner.predict_tau(evaluation.x)))
+        scores.append(best_offer(tau, evaluation.eligible)[1])
+    stab = split_stability(np.stack(scores))
+    return {"split_rank_corr": stab["rank_corr"],
+            "split_noise_to_signal": stab["noise_to_signal"]}
+
+
+def rank_bins(score: np.ndarray, chosen: np.ndarray, log: Any, label: np.ndarray,
+              true_gain: np.ndarray, n_bins: int) -> dict[str, float]:
+    """Rank monotonicity of ``score`` on the randomised evaluation ``log`` over its rows with an
+    eligible offer (``chosen >= 1``): ``n_bins`` equal-count bins of increasing score (ties by
+    row order); per bin the observed uplift of the chosen offers, the Hajek difference in means
+    ``sum_T y / e_c / sum_T 1 / e_c - sum_C y / e_0 / sum_C 1 / e_0`` over the rows that drew
+    their chosen offer (``T``) and the no-offer rows (``C``), consistent for the bin's mean
+    ``tau(x, chosen)`` under the logging propensities ``e``. Returns ``rank_spearman``,
+    ``rank_inversion_share`` (inverted pairs / all pairs) and ``rank_spearman_truth`` (the bins'
+    mean ``true_gain``)."""
+    rows = np.flatnonzero(np.asarray(chosen) > 0)
+    s, c = np.asarray(score)[rows], np.asarray(chosen)[rows]
+    action, y = np.asarray(log.action)[rows], np.asarray(label, np.float64)[rows]
+    e = np.asarray(log.action_prob, np.float64)[rows]
+    e_c, e_0 = e[np.arange(len(rows)), c], e[:, 0]
+    treated, control = action == c, action == 0
+    ranks = np.argsort(np.argsort(s, kind="stable"), kind="stable")
+    bin_id = ranks * n_bins // len(s)
+    observed, truth = np.zeros(n_bins), np.zeros(n_bins)
+    for b in range(n_bins):  # loop over bins, not rows
+        m = bin_id == b
+        t, k = m & treated, m & control
+        if t.sum() < 2 or k.sum() < 2:
+            raise ValueError(f"LearnersSuiteConfig.n_rank_bins: bin {b} of {n_bins} has fewer "
+                             "than 2 rows that drew their chosen offer or 2 no-offer rows. Fix: "
+                             "fewer bins or a larger n_eval.")
+        observed[b] = (np.sum(y[t] / e_c[t]) / np.sum(1 / e_c[t])
+                       - np.sum(y[k] / e_0[k]) / np.sum(1 / e_0[k]))
+        truth[b] = np.asarray(true_gain)[rows][m].mean()
+    mono = rank_monotonicity(observed)
+    return {"rank_spearman": mono.spearman,
+            "rank_inversion_share": mono.inversions / mono.max_inversions,
+            "rank_spearman_truth": rank_monotonicity(truth).spearman}
+
+
 def run(cfg: LearnersSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
     """Tidy rows ``(world, logging, n, seed, learner, head, metric, value)``. Heads ``value`` and
     ``cost``: metrics ``pehe``, ``qini_ratio`` (Qini coefficient / the true uplift's),
     ``calibration_error``, ``fit_seconds`` (fit + predict wall time, including JIT compilation
-    the first time a shape is seen). Head ``policy@<budget>``: ``regret``, ``cost_ratio``.
-    Streams ``stream(seed, "train", world, n)`` and ``stream(seed, "eval", world, n)``.
+    the first time a shape is seen), ``uplift_ratio@<k>``, ``rank_spearman``,
+    ``rank_inversion_share``, ``rank_spearman_truth`` and, at ``n <= stability_max_n``,
+    ``split_rank_corr``, ``split_noise_to_signal``. Head ``policy@<budget>``: ``regret``,
+    ``cost_ratio``. Head ``value_cost``: ``value@<c>``, ``ratio@<c>`` (module docstring). Learner
+    ``oracle``: the denominators, ``uplift@<k>`` (heads value / cost) and ``value@<c>``.
+    Streams ``stream(seed, "train", world, n)`` and ``stream(seed, "eval", world, n)``; the
+    split-stability halves are the training log's first and second ``n // 2`` rows (iid rows:
+    no extra stream).
     """
     why = unavailable(cfg)
     if why:
@@ -214,10 +354,20 @@ def run(cfg: LearnersSuiteConfig, *, seed: int, progress: bool = True) -> pd.Dat
         truths = {"value": np.asarray(evaluation.truth.tau_value),
                   "cost": np.asarray(evaluation.truth.tau_cost)}
         labels_eval = {"value": evaluation.value, "cost": evaluation.cost}
-        oracle_qini = {}
+        oracle_qini, oracle_uplift = {}, {}
+        oracle_base = dict(world=world_name, logging=kind, n=n, seed=seed, learner="oracle")
         for head, truth in truths.items():
             chosen, score = best_offer(truth, evaluation.eligible)
-            oracle_qini[head] = qini_coefficient(score, truth_gain(truth, chosen))
+            gain = truth_gain(truth, chosen)
+            oracle_qini[head] = qini_coefficient(score, gain)
+            oracle_uplift[head] = {f: uplift_at_k(score, gain, f)
+                                   for f in cfg.uplift_fractions}
+            rows += [dict(oracle_base, head=head, metric=f"uplift@{f:g}", value=float(v))
+                     for f, v in oracle_uplift[head].items()]
+        oracle_curve = _curve(truths["value"], truths["cost"], truths, evaluation.eligible,
+                              cfg.curve_costs)
+        rows += [dict(oracle_base, head="value_cost", metric=f"value@{c:g}", value=float(v))
+                 for c, v in zip(cfg.curve_costs, oracle_curve, strict=True)]
         oracle = {b: policy_truth(evaluation.truth, np.asarray(optimal_policy(
             evaluation.truth, b * evaluation.n, eligible=evaluation.eligible).action_dist),
             eligible=evaluation.eligible) for b in cfg.budgets}
@@ -239,16 +389,29 @@ def run(cfg: LearnersSuiteConfig, *, seed: int, progress: bool = True) -> pd.Dat
                 fit_seconds = time.perf_counter() - t0
                 taus[head] = tau
                 chosen, score = best_offer(tau, evaluation.eligible)
+                gain = truth_gain(truths[head], chosen)
                 metrics = {
                     "pehe": pehe(tau, truths[head], evaluation.eligible),
-                    "qini_ratio": qini_coefficient(score, truth_gain(truths[head], chosen))
-                    / oracle_qini[head],
+                    "qini_ratio": qini_coefficient(score, gain) / oracle_qini[head],
                     "calibration_error": _calibration_error(tau, evaluation, labels_eval[head],
                                                             cfg.n_calibration_bins),
                     "fit_seconds": fit_seconds,
                 }
+                metrics.update({f"uplift_ratio@{f:g}": uplift_at_k(score, gain, f) / v
+                                for f, v in oracle_uplift[head].items()})
+                metrics.update(rank_bins(score, chosen, evaluation, labels_eval[head], gain,
+                                         cfg.n_rank_bins))
+                if n <= cfg.stability_max_n:
+                    metrics.update(_split_stability(learner_name, cfg, head, train,
+                                                    labels[head], world.n_actions, evaluation))
                 rows += [dict(base, head=head, metric=m, value=float(v))
                          for m, v in metrics.items()]
+            curve = _curve(taus["value"], taus["cost"], truths, evaluation.eligible,
+                           cfg.curve_costs)
+            for c, v, o in zip(cfg.curve_costs, curve, oracle_curve, strict=True):
+                rows += [dict(base, head="value_cost", metric=f"value@{c:g}", value=float(v)),
+                         dict(base, head="value_cost", metric=f"ratio@{c:g}",
+                              value=float(v / o))]
             for b in cfg.budgets:
                 alloc = allocate(taus["value"], taus["cost"], budget=b * evaluation.n,
                                  eligible=evaluation.eligible)
@@ -262,10 +425,11 @@ def run(cfg: LearnersSuiteConfig, *, seed: int, progress: bool = True) -> pd.Dat
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard error over seeds per (world, n, learner, head, metric)."""
+    """Mean and standard error over seeds per (world, n, learner, head, metric); an undefined
+    (NaN) metric stays NaN (mean and se)."""
     g = df.groupby(["world", "n", "learner", "head", "metric"], sort=False)["value"]
     out = g.agg(mean="mean", sd="std", count="count").reset_index()
-    out["se"] = out["sd"].fillna(0.0) / np.sqrt(out["count"])
+    out["se"] = out["sd"].fillna(0.0) / np.sqrt(out["count"].where(out["count"] > 0))
     return out
 
 
@@ -307,7 +471,121 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_ylabel("Qini ratio")
     figure_legend(fig, axes, title="world")
     p2 = save(fig, out_dir, "qini_ratio.png")
-    return [p1, p2, _plot_regret(s, out_dir)]
+    diagnostics = _plot_diagnostics(s, out_dir)
+    return [p1, p2, _plot_regret(s, out_dir), *([diagnostics] if diagnostics else [])]
+
+
+def _levels(s: pd.DataFrame, head: str, prefix: str) -> list[float]:
+    """The levels ``x`` of the metrics ``<prefix>@<x>`` of ``head`` in the summary, sorted."""
+    names = s.loc[(s["head"] == head) & s.metric.str.startswith(f"{prefix}@"), "metric"]
+    return sorted({float(m.split("@")[1]) for m in names})
+
+
+def _bars(ax: Any, part: pd.DataFrame, metric: str, learners: list[str]) -> None:
+    """One bar per learner (its series colour, mean ± s.e.); ``n/a`` over an undefined one."""
+    for i, learner in enumerate(learners):
+        r = part[(part.learner == learner) & (part.metric == metric)]
+        if r.empty:
+            continue
+        mean, se = float(r["mean"].iloc[0]), float(r["se"].iloc[0])
+        if np.isnan(mean):
+            ax.text(i, 0.05, "n/a", ha="center", va="bottom", fontsize=9)
+            continue
+        ax.bar(i, mean, yerr=se if np.isfinite(se) else 0.0, capsize=2, label=learner,
+               color=series_style(learner)["color"], hatch="//" if learner in ("zero", "ate")
+               else None, alpha=0.6 if "@" in learner else 1.0)
+    ax.set_xlim(-0.6, len(learners) - 0.4)
+    ax.set_xticks(range(len(learners)))
+    ax.set_xticklabels(learners, rotation=60, ha="right", fontsize=7)
+    ax.set_xlabel("learner")
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.grid(alpha=0.3, axis="y")
+
+
+def _plot_diagnostics(s: pd.DataFrame, out_dir: Path) -> Path | None:
+    """``learners_diagnostics.png`` for the first world at the largest n (split stability at the
+    smallest n where it ran): uplift@k / the oracle's against k per head; the value-vs-cost curve
+    (true value against true cost per user, oracle in black) and its ratio to the oracle's; rank
+    monotonicity per learner and head (observed Hajek bins; truth-based bins as black ticks);
+    split rank correlation per learner and head. ``None`` for rows without the diagnostics
+    (results stored before they existed)."""
+    if "rank_spearman" not in set(s.metric):
+        return None
+    plt = pyplot()
+    world = next(iter(dict.fromkeys(s.world)))
+    sw = s[s.world == world]
+    nmax = sw.n.max()
+    at = sw[sw.n == nmax]
+    learners = [x for x in dict.fromkeys(at.learner) if x != "oracle"]
+    fig, axes = plt.subplots(2, 4, figsize=(19, 8), squeeze=False)
+    for j, head in enumerate(("value", "cost")):
+        ax = axes[0, j]
+        ks = _levels(at, head, "uplift_ratio")
+        for learner in learners:
+            part = at[(at.learner == learner) & (at["head"] == head)]
+            rows = [part[part.metric == f"uplift_ratio@{k:g}"] for k in ks]
+            if any(r.empty for r in rows):
+                continue
+            ax.errorbar(ks, [float(r["mean"].iloc[0]) for r in rows],
+                        yerr=[float(r["se"].iloc[0]) for r in rows], label=learner, ms=4,
+                        capsize=2, ls="--" if learner in ("zero", "ate") else ":" if "@" in
+                        learner else "-", **series_style(learner))
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xticks(ks)
+        ax.set_xlabel("k (top share of users by best-offer score)")
+        ax.set_ylabel("uplift@k / oracle's")
+        ax.set_title(f"{world}, n={nmax}: uplift@k, {head} head")
+        ax.grid(alpha=0.3)
+    costs = _levels(at, "value_cost", "value")
+    for learner in [*learners, "oracle"]:
+        part = at[(at.learner == learner) & (at["head"] == "value_cost")]
+        rows = [part[part.metric == f"value@{c:g}"] for c in costs]
+        if any(r.empty for r in rows):
+            continue
+        axes[0, 2].errorbar([0.0, *costs], [0.0, *(float(r["mean"].iloc[0]) for r in rows)],
+                            yerr=[0.0, *(float(r["se"].iloc[0]) for r in rows)], ms=4,
+                            capsize=2, label=learner, ls=":" if "@" in learner else "-",
+                            **series_style(learner))
+        if learner != "oracle":
+            ratio = [part[part.metric == f"ratio@{c:g}"] for c in costs]
+            axes[0, 3].errorbar(costs, [float(r["mean"].iloc[0]) for r in ratio],
+                                yerr=[float(r["se"].iloc[0]) for r in ratio], ms=4, capsize=2,
+                                label=learner, ls=":" if "@" in learner else "-",
+                                **series_style(learner))
+    axes[0, 2].set_xlabel("true incremental cost per user")
+    axes[0, 2].set_ylabel("true incremental value per user")
+    axes[0, 2].set_title(f"value vs cost (best value offer, by predicted ratio), n={nmax}")
+    axes[0, 2].grid(alpha=0.3)
+    log_axis(axes[0, 3], "x", costs)
+    axes[0, 3].axhline(1.0, color="k", lw=0.8)
+    axes[0, 3].set_xlabel("true incremental cost per user")
+    axes[0, 3].set_ylabel("value / oracle's value at that cost")
+    axes[0, 3].set_title("value-vs-cost curve / the oracle's")
+    axes[0, 3].grid(alpha=0.3)
+    stable = sw[sw.metric == "split_rank_corr"]
+    n_stab = stable.n.min() if len(stable) else None
+    for j, head in enumerate(("value", "cost")):
+        ax = axes[1, j]
+        part = at[at["head"] == head]
+        _bars(ax, part, "rank_spearman", learners)
+        for i, learner in enumerate(learners):
+            r = part[(part.learner == learner) & (part.metric == "rank_spearman_truth")]
+            if len(r):
+                ax.plot(i, float(r["mean"].iloc[0]), "k_", ms=12, mew=2,
+                        label="truth-based bins")
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_ylabel("Spearman(bin, observed uplift)")
+        ax.set_title(f"rank monotonicity, {head} head, n={nmax}")
+        ax = axes[1, 2 + j]
+        if n_stab is not None:
+            part = stable[(stable.n == n_stab) & (stable["head"] == head)]
+            _bars(ax, part, "split_rank_corr", list(dict.fromkeys(part.learner)))
+            ax.set_title(f"split stability, {head} head, n={n_stab} (2 halves)")
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_xlabel("learner")
+        ax.set_ylabel("Spearman of the two halves' scores")
+    figure_legend(fig, axes, fontsize=8)
+    return save(fig, out_dir, "learners_diagnostics.png")
 
 
 def _plot_regret(s: pd.DataFrame, out_dir: Path) -> Path:
@@ -337,8 +615,78 @@ def _plot_regret(s: pd.DataFrame, out_dir: Path) -> Path:
     return save(fig, out_dir, "regret_vs_n.png")
 
 
+NA_NOTE = ("n/a: undefined, not missing: the learner's score is the same constant for every "
+           "user in each fit (the zero baseline), so it ranks no one: there is no rank "
+           "correlation between the two halves and no signal across users to compare their "
+           "spread with (its predictions are trivially identical).")
+
+
+def _cell(part: pd.DataFrame, learner: str, metric: str, digits: int = 3) -> str:
+    """``mean ± se`` of one summary row; ``n/a`` where the metric is undefined (NaN), ``—``
+    where the learner has no such row."""
+    r = part[(part.learner == learner) & (part.metric == metric)]
+    if r.empty:
+        return "—"
+    mean, se = float(r["mean"].iloc[0]), float(r["se"].iloc[0])
+    return "n/a" if np.isnan(mean) else f"{mean:.{digits}g} ± {se:.2g}"
+
+
+def _diagnostics_tables(s: pd.DataFrame, world: str) -> list[str]:
+    """Markdown sections of one world's ranking diagnostics (none for rows stored before they
+    existed): uplift@k and rank monotonicity per head and the value-vs-cost curve at the largest
+    n, split stability at the smallest n where it ran."""
+    if "rank_spearman" not in set(s.metric):
+        return []
+    nmax = s.n.max()
+    at = s[s.n == nmax]
+    lines: list[str] = []
+    for head in ("value", "cost"):
+        part = at[at["head"] == head]
+        ks = _levels(part, head, "uplift_ratio")
+        metrics = [f"uplift_ratio@{k:g}" for k in ks] + ["rank_spearman", "rank_inversion_share",
+                                                         "rank_spearman_truth"]
+        lines += [f"### {world}, {head} head: uplift@k / the oracle's and rank monotonicity "
+                  f"(observed Hajek uplift by bin of the score on the evaluation log; "
+                  f"`rank_spearman_truth` on true uplift), n = {nmax}", "",
+                  "| learner | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+        for learner in dict.fromkeys(part[part.metric == "rank_spearman"].learner):
+            lines.append(f"| {learner} | "
+                         + " | ".join(_cell(part, learner, m) for m in metrics) + " |")
+        lines.append("")
+    part = at[at["head"] == "value_cost"]
+    costs = _levels(part, "value_cost", "value")
+    oracle = " · ".join(f"{c:g}: {_cell(part, 'oracle', f'value@{c:g}')}" for c in costs)
+    lines += [f"### {world}, value-vs-cost curve, n = {nmax}: true incremental value / the "
+              "oracle's at true incremental cost c per user (each user its best predicted value "
+              f"offer, in descending predicted value/cost); oracle value per user at c = {oracle}",
+              "", "| learner | " + " | ".join(f"c = {c:g}" for c in costs) + " |",
+              "|---|" + "---|" * len(costs)]
+    for learner in dict.fromkeys(part[part.metric.str.startswith("ratio@")].learner):
+        lines.append(f"| {learner} | " + " | ".join(_cell(part, learner, f"ratio@{c:g}")
+                                                   for c in costs) + " |")
+    lines.append("")
+    stable = s[s.metric.isin(("split_rank_corr", "split_noise_to_signal"))]
+    if len(stable):
+        n_stab = stable.n.min()
+        part = stable[stable.n == n_stab]
+        cols = [(h, m) for h in ("value", "cost")
+                for m in ("split_rank_corr", "split_noise_to_signal")]
+        lines += [f"### {world}, split stability, n = {n_stab}: refits on the two halves of the "
+                  "training log, their best-offer scores on the evaluation users", "",
+                  "| learner | " + " | ".join(f"{h}: {m}" for h, m in cols) + " |",
+                  "|---|" + "---|" * len(cols)]
+        cells = {learner: [_cell(part[part["head"] == h], learner, m) for h, m in cols]
+                 for learner in dict.fromkeys(part.learner)}
+        lines += [f"| {learner} | " + " | ".join(c) + " |" for learner, c in cells.items()]
+        if any("n/a" in c for row in cells.values() for c in row):
+            lines += ["", NA_NOTE]
+        lines.append("")
+    return lines
+
+
 def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """CSV of all rows, a markdown table (mean ± s.e. over seeds) at the largest n, figures."""
+    """CSV of all rows, markdown tables (mean ± s.e. over seeds) at the largest n (split
+    stability at the smallest n where it ran), figures."""
     out_dir = Path(out_dir)
     csv = out_dir / "learners.csv"
     atomic_write(csv, lambda tmp: df.to_csv(tmp, index=False))
@@ -355,7 +703,7 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
             part = s[(s.world == w) & (s["head"] == head) & (s.n == nmax)]
             lines += [f"### {w}, {head} head", "", "| learner | " + " | ".join(metrics) + " |",
                       "|---|" + "---|" * len(metrics)]
-            for learner in dict.fromkeys(part.learner):
+            for learner in dict.fromkeys(part[part.metric == "pehe"].learner):
                 cells = []
                 for m in metrics:
                     r = part[(part.learner == learner) & (part.metric == m)].iloc[0]
@@ -378,6 +726,7 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
                     cells.append(f"{scale * r['mean']:.3g} ± {scale * r['se']:.2g}")
             lines.append(f"| {learner} | " + " | ".join(cells) + " |")
         lines.append("")
+        lines += _diagnostics_tables(s[s.world == w], w)
     md = out_dir / "learners.md"
     atomic_write(md, lambda tmp: Path(tmp).write_text("\n".join(lines)))
     return [csv, md, *plot(df, out_dir)]
