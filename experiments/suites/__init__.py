@@ -31,6 +31,7 @@ BUILTIN = {
     "lessons": "experiments.suites.lessons",
     "confounded": "experiments.suites.confounded",
     "menu_size": "experiments.suites.menu_size",
+    "lbcf": "experiments.suites.lbcf",
 }
 
 
