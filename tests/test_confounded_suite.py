@@ -51,6 +51,7 @@ def _mean_se(x: pd.Series) -> tuple[float, float]:
     return float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x)))
 
 
+@pytest.mark.slow  # the suite's multi-seed run: make slow (cold, ~70 s)
 def test_contract_tables_and_figure(rows, tmp_path):
     assert {"metric", "value", "seed", *SUITE.key_columns} <= set(rows.columns)
     assert set(rows.logging) == set(confounded.LOGGINGS)
@@ -73,6 +74,7 @@ def test_contract_tables_and_figure(rows, tmp_path):
     assert (head.estimator == "naive").any() and (head.metric == "regret_on_budget").any()
 
 
+@pytest.mark.slow  # the suite's multi-seed run: make slow (cold, ~70 s)
 def test_dr_gets_estimated_propensities_without_overlap():
     """On the confounded log (no action_prob) dr is fitted on estimated propensities: proper
     distributions over the eligible identified actions, and near-degenerate, because the rule is
@@ -96,6 +98,7 @@ def test_dr_gets_estimated_propensities_without_overlap():
     assert median["confounded"] > 0.8 > 0.3 > median["uniform"], median
 
 
+@pytest.mark.slow  # the suite's multi-seed run: make slow (cold, ~70 s)
 def test_naive_contrast_biased_on_confounded_log_only(rows):
     """Per offer with >= 100 logged rows in every seed: the value contrast's bias (contrast -
     true effect on the treated) is > 3 s.e. above zero on the confounded log and within 3 s.e. of
@@ -121,6 +124,7 @@ def test_naive_contrast_biased_on_confounded_log_only(rows):
             assert m > 3 * se, ("bias vs ATE", head, a, m, se)
 
 
+@pytest.mark.slow  # the suite's multi-seed run: make slow (cold, ~70 s)
 @pytest.mark.parametrize("head", confounded.HEADS)
 def test_every_learner_pehe_worse_on_confounded_log(rows, head):
     """PEHE(confounded) - PEHE(uniform), paired by seed: mean > 2 s.e. for every learner."""
@@ -130,6 +134,7 @@ def test_every_learner_pehe_worse_on_confounded_log(rows, head):
         assert m > 2 * se and m > 0, (name, head, m, se)
 
 
+@pytest.mark.slow  # the suite's multi-seed run: make slow (cold, ~70 s)
 def test_policies_from_confounded_log_overspend_and_lose_value_on_budget(rows):
     """At every budget and for every learner, paired by seed: the confounded-log policy's true
     cost / budget and its regret when held to the budget exceed the randomised-log policy's by
@@ -197,6 +202,7 @@ def test_bad_inputs_name_the_field_and_the_fix():
     assert SUITE.make_config({"n_train": 2_000}, compact=True).n_train == 2_000
 
 
+@pytest.mark.slow  # the suite's multi-seed run: make slow (cold, ~70 s)
 def test_a_seed_reproduces_its_rows(rows):
     """A row is reproducible from its seed alone (every stream derives from it)."""
     again = confounded.run(CFG, seed=SEEDS[1], progress=False)
