@@ -18,6 +18,7 @@ the location.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, NoReturn
 
 import numpy as np
@@ -29,6 +30,7 @@ __all__ = [
     "check_actions",
     "check_eligible",
     "check_finite",
+    "check_int",
     "check_logged_propensity",
     "check_probability_rows",
     "check_shape",
@@ -63,6 +65,21 @@ def fail(field: str, problem: str, fix: str, *, seed: int | None = None,
     """Raise the one ``ValueError`` shape: ``field (seed, row): problem. Fix: fix.``"""
     problem, fix = problem.rstrip("."), fix.rstrip(".")
     raise ValueError(f"{field}{location(seed=seed, row=row)}: {problem}. Fix: {fix}.")
+
+
+def check_int(field: str, value: Any, fix: str, *, low: int, high: int | None = None) -> int:
+    """``value`` as a Python int, or ``ValueError`` naming ``field`` if it is not an integer (a
+    bool is not) or lies outside ``[low, high]``."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        v = operator.index(value)
+    except TypeError:
+        fail(field, f"must be an integer, got {value!r}", fix)
+    if v < low or (high is not None and v > high):
+        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
+        fail(field, f"must be {rng}, got {v}", fix)
+    return v
 
 
 def _first_bad(bad: np.ndarray) -> tuple[int | None, int | None]:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-import operator
 from typing import Any, ClassVar, NamedTuple
 
 import jax
@@ -40,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from estimators.base import check_xy
-from estimators.checks import fail
+from estimators.checks import check_int, fail
 from estimators.precision import float64_methods
 
 __all__ = ["LightGBM", "LightGBMParams"]
@@ -72,16 +71,7 @@ def _is_concrete(*arrays: Any) -> bool:
 
 
 def _check_int(name: str, value: Any, low: int, fix: str, high: int | None = None) -> None:
-    field = f"LightGBM.{name}"
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        v = operator.index(value)
-    except TypeError:
-        fail(field, f"must be an integer, got {value!r}", fix)
-    if v < low or (high is not None and v > high):
-        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
-        fail(field, f"must be {rng}, got {v}", fix)
+    check_int(f"LightGBM.{name}", value, fix, low=low, high=high)
 
 
 def _check_real(name: str, value: Any, fix: str, *, low: float, high: float = math.inf,

@@ -68,7 +68,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import operator
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -76,7 +75,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import ndtri
 
-from estimators.checks import fail
+from estimators.checks import check_int, fail
 from estimators.precision import float64
 from simulators.data import LoggedData, Truth
 from simulators.world import TYPE_NAMES
@@ -222,14 +221,7 @@ def _check_weight_set(value: Any, field: str) -> int:
 
 
 def _check_int(field: str, value: Any, low: int, fix: str) -> None:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        v = operator.index(value)
-    except TypeError:
-        fail(field, f"must be an integer, got {value!r}", fix)
-    if v < low:
-        fail(field, f"must be >= {low}, got {v}", fix)
+    check_int(field, value, fix, low=low)
 
 
 def _check_real(field: str, value: Any, low: float, strict: bool, fix: str) -> None:
