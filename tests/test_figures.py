@@ -86,12 +86,18 @@ def _numeric(ax, axis: str) -> bool:
 
 
 def _published_rows(suite_name: str):
+    """One seed of the suite's smallest published job (usually the compact preset of the
+    default benchmark): it draws every figure the larger jobs draw, in a fraction of the time."""
+    best = None
     for meta in STORE.configs():
         if meta["suite"] == suite_name:
             rows = STORE.read(suite_name, meta["config_hash"])
-            if not rows.empty:  # one seed draws every figure (and keeps this test quick)
-                return rows[rows["seed"] == rows["seed"].min()].reset_index(drop=True)
-    return None
+            if rows.empty:
+                continue
+            rows = rows[rows["seed"] == rows["seed"].min()].reset_index(drop=True)
+            if best is None or len(rows) < len(best):
+                best = rows
+    return best
 
 
 @pytest.mark.parametrize("suite_name", [n for n in available() if load(n).plot is not None])
