@@ -490,7 +490,8 @@ def _dual(v: np.ndarray, c: np.ndarray, e: np.ndarray, budget: float, min_roi: f
         cap_binds = dist.sum(axis=0) >= capacity - 1e-9
     exp_v, exp_c = _totals(v, c, dist, DEFAULT_CHUNK)
     # The multipliers are the dual's: the capacity repair above is a primal step that moves a few
-    # tied users to no-offer, leaving a sliver of budget unspent (e.g. 5e-5 of it), which does not
+    # tied users to no-offer, leaving a sliver of budget unspent (5e-5 per user of 0.3 in the
+    # default world with 10 % caps), which does not
     # make the budget price zero (testing the repaired spend against the budget reported lambda =
     # 0 while value still rose with the budget at ~lambda per unit).
     price = float(p_hi)

@@ -135,14 +135,16 @@ def _cell_means(values: np.ndarray, segment: np.ndarray, eligible: np.ndarray,
 
 
 def forced_offer(tau_value: np.ndarray, tau_cost: np.ndarray, *, budget: float,
-                 eligible: np.ndarray) -> Allocation:
+                 eligible: np.ndarray, base: Allocation | None = None) -> Allocation:
     """The allocator's solution with no outside option while budget remains: first
     :func:`policies.allocation.allocate` on the given effects; then every user it leaves without
     an offer gets their best eligible offer at its budget multiplier ``lambda`` (``argmax_{a >= 1}
     tau_v - lambda tau_c``, ``lambda = 0`` if the budget does not bind), taken in decreasing order
     of that net value while the budget lasts (:func:`policies.baselines.fill_budget` on the
-    remaining budget)."""
-    base = baselines.cost_aware_uplift(tau_value, tau_cost, budget=budget, eligible=eligible)
+    remaining budget). ``base``: that allocation when the caller already has it (same effects,
+    budget and eligibility), so it is not solved twice."""
+    if base is None:
+        base = baselines.cost_aware_uplift(tau_value, tau_cost, budget=budget, eligible=eligible)
     lam = base.budget_multiplier if base.budget_binds else 0.0
     untreated = base.action_dist[:, 0] >= 1.0 - 1e-12
     net = np.where(eligible, tau_value - lam * tau_cost, -np.inf)
@@ -232,12 +234,13 @@ def run(cfg: LessonsSuiteConfig, *, seed: int, progress: bool = True) -> pd.Data
     for level in cfg.forced_budgets:
         budget = level * cfg.n_eval
         oracle = baselines.oracle(tv, tc, budget=budget, eligible=e)
+        learned = baselines.cost_aware_uplift(tv_hat, tc_hat, budget=budget, eligible=e)
         allocs = {
             "oracle": oracle,
-            "forced_offer_truth": forced_offer(tv, tc, budget=budget, eligible=e),
-            "cost_aware_uplift": baselines.cost_aware_uplift(tv_hat, tc_hat, budget=budget,
-                                                             eligible=e),
-            "forced_offer": forced_offer(tv_hat, tc_hat, budget=budget, eligible=e),
+            "forced_offer_truth": forced_offer(tv, tc, budget=budget, eligible=e, base=oracle),
+            "cost_aware_uplift": learned,
+            "forced_offer": forced_offer(tv_hat, tc_hat, budget=budget, eligible=e,
+                                         base=learned),
         }
         best = policy_truth(ev.truth, oracle.action_dist, eligible=e).incremental_value
         for p, a in allocs.items():
