@@ -294,6 +294,10 @@ def split_stability(predictions: Any) -> dict[str, float]:
         # (scipy's spearmanr collapses to a scalar when B = 2).
         corr = np.corrcoef(stats.rankdata(flat, axis=1))
         rank_corr = float((corr.sum() - b) / (b * (b - 1)))
+    # a score constant across rows has signal_sd 0 up to round-off of its mean: below that
+    # scale the ratio is undefined, not ~1e15
+    scale = float(np.max(np.abs(flat))) if flat.size else 0.0
+    has_signal = signal_sd > 1e-12 * max(scale, np.finfo(float).tiny)
     return dict(mean_sd=mean_sd, signal_sd=signal_sd,
-                noise_to_signal=mean_sd / signal_sd if signal_sd > 0 else float("nan"),
+                noise_to_signal=mean_sd / signal_sd if has_signal else float("nan"),
                 rank_corr=rank_corr)

@@ -8,6 +8,8 @@ Hydra group    config class                           defined in
 ``learner``    :class:`estimators.heads.HeadsConfig`  ``estimators/heads.py`` (value and cost head)
 ``policy``     :class:`PolicyConfig`                  here (the decision layer's constraints)
 ``ope``        :class:`OPEConfig`                     here (which estimators, CI level, lambda_)
+``source``     :class:`simulators.sources.SourceConfig` ``simulators/sources.py`` (synthetic or a
+                                                      literature world; ``world=<file>`` sets it)
 =============  =====================================  =============================================
 
 A suite config declares a field of one of these types under the group's name (``world:
@@ -24,9 +26,10 @@ import dataclasses
 from estimators.heads import HeadConfig, HeadsConfig
 from estimators.ope import ESTIMATORS, NEEDS_LAMBDA
 from simulators import LoggingConfig, WorldConfig
+from simulators.sources import SourceConfig
 
 __all__ = ["GROUPS", "HeadConfig", "HeadsConfig", "LoggingConfig", "OPEConfig", "PolicyConfig",
-           "WorldConfig"]
+           "SourceConfig", "WorldConfig"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,4 +87,7 @@ GROUPS: dict[str, type] = {
     "learner": HeadsConfig,
     "policy": PolicyConfig,
     "ope": OPEConfig,
+    # set by the literature-world files of conf/world/ (world=nie_wager_a: ``# @package
+    # _global_``); nested only by the suites that run on any world
+    "source": SourceConfig,
 }

@@ -47,6 +47,12 @@ def plan(cfg: DictConfig) -> list[tuple[suite_registry.Suite, Any]]:
         if params:
             raise ValueError("experiment.params: the default experiment runs every suite; "
                              "params need one suite. Fix: add experiment=<suite>.")
+        if groups.get("source"):
+            takers = [n for n in suite_registry.available()
+                      if suite_registry.load(n).nests("source")]
+            raise ValueError(f"source: a literature world (world=<file of conf/world/>) runs "
+                             f"with one suite that takes any world, not the default benchmark. "
+                             f"Fix: add experiment=<one of {takers}>.")
         jobs = []
         for name in suite_registry.available():
             suite = suite_registry.load(name)

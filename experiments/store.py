@@ -21,12 +21,50 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["ResultStore", "atomic_write", "config_hash", "dotted", "flatten"]
+__all__ = ["OMIT_AT_DEFAULT", "ResultStore", "atomic_write", "config_hash", "dotted", "flatten"]
+
+
+# Field metadata of a config field added after results were published: at its default the field
+# is left out of the flattened config (so out of the config hash), and every stored job keeps its
+# hash; set to anything else, it is part of the job's identity like any field.
+OMIT_AT_DEFAULT = {"omit_at_default": True}
+
+
+def _plain(value: Any) -> Any:
+    """A config value as plain Python, dataclasses recursively: fields marked
+    :data:`OMIT_AT_DEFAULT` are dropped at their default, and a config class with a
+    ``hashed_fields()`` method keeps only the fields it names (e.g. the active world's config of
+    :class:`simulators.sources.SourceConfig`)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        keep = value.hashed_fields() if hasattr(value, "hashed_fields") else None
+        out = {}
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            if keep is not None and f.name not in keep:
+                continue
+            if f.metadata.get("omit_at_default") and v == _default(f):
+                continue
+            out[f.name] = _plain(v)
+        return out
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
 
 
 def flatten(config: Any) -> dict[str, Any]:
-    """Dataclass -> ``{key: JSON-able value}`` (tuples become lists, nested configs dicts)."""
-    raw = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    """Dataclass -> ``{key: JSON-able value}`` (tuples become lists, nested configs dicts; fields
+    marked :data:`OMIT_AT_DEFAULT` left out at their default)."""
+    raw = _plain(config) if dataclasses.is_dataclass(config) else _plain(dict(config))
     return json.loads(json.dumps(raw, default=str))
 
 

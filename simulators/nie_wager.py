@@ -59,6 +59,7 @@ from simulators.data import LoggedData, Truth
 from simulators.world import TYPE_NAMES
 
 __all__ = [
+    "LOGGINGS",
     "MIN_FEATURES",
     "SETUPS",
     "NieWagerConfig",
@@ -216,16 +217,21 @@ def _unreachable(x: jax.Array) -> NieWagerSurfaces:
     return NieWagerSurfaces(z, z, z, z, z, z)
 
 
-@functools.partial(jax.jit, static_argnames=("n", "d"))
+@functools.partial(jax.jit, static_argnames=("n", "d", "uniform"))
 def _draw(key: jax.Array, setup_index: jax.Array, n: int, d: int,
-          sigma: jax.Array) -> NieWagerDraw:
+          sigma: jax.Array, uniform: bool = False) -> NieWagerDraw:
     """One compilation per ``(n, d)`` serves all four setups: the setup is a traced index
-    selecting the covariate law (``lax.cond``) and the surfaces (``lax.switch``)."""
+    selecting the covariate law (``lax.cond``) and the surfaces (``lax.switch``). ``uniform``:
+    treatment with probability 1/2 (a randomised re-logging of the same world) in place of
+    ``e(x)``; the surfaces' ``e`` and ``e_control`` are then 1/2."""
     k_x, k_w, k_eps = jax.random.split(key, 3)
     x = _covariates(k_x, setup_index, n, d)
     branches = [functools.partial(_surfaces, st) if d >= MIN_FEATURES[st] else _unreachable
                 for st in SETUPS]
     s = jax.lax.switch(setup_index, branches, x)
+    if uniform:
+        half = jnp.full_like(s.e, 0.5)
+        s = s._replace(e=half, e_control=half)
     w = (jax.random.uniform(k_w, (n,), dtype=jnp.float64) < s.e).astype(jnp.int32)
     eps = jax.random.normal(k_eps, (n,), dtype=jnp.float64)
     y = s.b + (w - 0.5) * s.tau + sigma * eps
@@ -238,22 +244,37 @@ def _check_config(config: Any) -> None:
              "pass NieWagerConfig(setup=..., n=..., d=..., sigma=...)")
 
 
+LOGGINGS: tuple[str, ...] = ("native", "uniform")
+
+
+def _check_logging(logging: Any) -> bool:
+    """Whether ``logging`` asks for the uniform re-logging (``ValueError`` if unknown)."""
+    if logging not in LOGGINGS:
+        fail("logging", f"unknown {logging!r}", "use 'native' (the setup's propensity e(x)) or "
+             "'uniform' (treatment with probability 1/2)")
+    return logging == "uniform"
+
+
 @float64
-def nie_wager_arrays(key: jax.Array, config: NieWagerConfig) -> NieWagerDraw:
+def nie_wager_arrays(key: jax.Array, config: NieWagerConfig, *,
+                     logging: str = "native") -> NieWagerDraw:
     """The pure draw (``jit``-compiled; ``vmap`` it over keys for a batch): ``X`` from
     :func:`sample_covariates`' law, ``W = 1{U < e(X)}`` with ``U ~ U(0, 1)`` (so
     ``P(W = 1 | X) = e(X)``), ``Y = b + (W - 1/2) tau + sigma eps``; the key is split into three
     streams (``x``, ``w``, ``eps``)."""
     _check_config(config)
     return _draw(key, jnp.int32(SETUPS.index(config.setup)), config.n, config.d,
-                 jnp.float64(config.sigma))
+                 jnp.float64(config.sigma), _check_logging(logging))
 
 
 @float64
-def nie_wager_logged_data(key: jax.Array, config: NieWagerConfig) -> LoggedData:
+def nie_wager_logged_data(key: jax.Array, config: NieWagerConfig, *,
+                          logging: str = "native") -> LoggedData:
     """One validated binary-action :class:`LoggedData` (NumPy arrays) of ``config`` drawn from
-    ``key``, with its truth; the field mapping is in the module docstring."""
-    draw = nie_wager_arrays(key, config)
+    ``key``, with its truth; the field mapping is in the module docstring. ``logging``:
+    ``"native"`` (the setup's propensity ``e(x)``) or ``"uniform"`` (probability 1/2 each: the
+    same users and outcome surfaces, re-logged by a randomised trial)."""
+    draw = nie_wager_arrays(key, config, logging=logging)
     s = draw.surfaces
     n = config.n
     mu = np.column_stack([np.asarray(s.mu0), np.asarray(s.mu1)])

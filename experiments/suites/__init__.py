@@ -32,6 +32,7 @@ BUILTIN = {
     "confounded": "experiments.suites.confounded",
     "menu_size": "experiments.suites.menu_size",
     "lbcf": "experiments.suites.lbcf",
+    "nie_wager": "experiments.suites.nie_wager",
 }
 
 

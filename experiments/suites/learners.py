@@ -94,13 +94,14 @@ from estimators.metrics import (
     value_at_costs,
 )
 from estimators.tarnet import COST_CONFIG, VALUE_CONFIG
-from experiments.configs import HeadsConfig, LoggingConfig, WorldConfig
-from experiments.store import atomic_write
+from experiments.configs import HeadsConfig, LoggingConfig, SourceConfig, WorldConfig
+from experiments.store import OMIT_AT_DEFAULT, atomic_write
 from experiments.suites._plotting import figure_legend, log_axis, pyplot, save, series_style
 from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate
 from simulators import default_params, policy_truth, simulate
 from simulators.oracle import optimal_policy
+from simulators.sources import draw_source
 
 __all__ = ["SUITE", "LearnersSuiteConfig", "plot", "run", "write_results"]
 
@@ -125,6 +126,8 @@ LEARNER_HEADS: dict[str, dict[str, Any]] = {
 }
 LEARNERS = ("zero", "ate", *LEARNER_HEADS)
 SLOW_LEARNERS = ("t_bart", "tarnet")
+# learners that need a non-negative value label (skipped on worlds whose labels go below 0)
+NONNEGATIVE_LABELS = ("hurdle",)
 OPTIONAL = {"t_lgbm": "lightgbm"}  # learner -> the optional package it needs
 
 
@@ -143,6 +146,9 @@ class LearnersSuiteConfig:
     world: WorldConfig = WorldConfig()
     logging: LoggingConfig = LoggingConfig(epsilon=0.2)
     learner: HeadsConfig = HeadsConfig(value=HeadConfig(alpha=100.0), cost=HeadConfig(alpha=1.0))
+    # a literature world (world=nie_wager_a ...) in place of ``worlds``; added after results
+    # were published, so left out of the config hash while synthetic
+    source: SourceConfig = dataclasses.field(default=SourceConfig(), metadata=OMIT_AT_DEFAULT)
 
     worlds: tuple[tuple[str, str, int], ...] = (
         ("uniform_k4", "uniform", 4),
@@ -325,6 +331,29 @@ def rank_bins(score: np.ndarray, chosen: np.ndarray, log: Any, label: np.ndarray
             "rank_spearman_truth": rank_monotonicity(truth).spearman}
 
 
+def _worlds(cfg: LearnersSuiteConfig) -> tuple[tuple[str, str, int], ...]:
+    """The (name, logging, n_offers) worlds of the run: ``cfg.worlds`` on the synthetic world;
+    the one registered world of ``cfg.source`` under ``source.logging`` otherwise."""
+    if cfg.source.synthetic:
+        return cfg.worlds
+    return ((cfg.source.label, cfg.source.logging, cfg.source.n_actions - 1),)
+
+
+def _logs(cfg: LearnersSuiteConfig, seed: int, world_name: str, kind: str, n_offers: int,
+          n: int) -> tuple[Any, Any]:
+    """The training log (``n`` rows under logging ``kind``) and the uniform evaluation log
+    (``n_eval`` rows) of one world, from ``stream(seed, "train" / "eval", world_name, n)``."""
+    k_train, k_eval = (stream(seed, part, world_name, n) for part in ("train", "eval"))
+    if not cfg.source.synthetic:
+        return (draw_source(k_train, cfg.source, n),
+                draw_source(k_eval, cfg.source, cfg.n_eval, logging="uniform"))
+    world = dataclasses.replace(cfg.world, n_offers=n_offers)
+    params = default_params(world)
+    logging = dataclasses.replace(cfg.logging, kind=kind)
+    return (simulate(k_train, params, world, n, logging),
+            simulate(k_eval, params, world, cfg.n_eval, LoggingConfig(kind="uniform")))
+
+
 def run(cfg: LearnersSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
     """Tidy rows ``(world, logging, n, seed, learner, head, metric, value)``. Heads ``value`` and
     ``cost``: metrics ``pehe``, ``qini_ratio`` (Qini coefficient / the true uplift's),
@@ -342,21 +371,21 @@ def run(cfg: LearnersSuiteConfig, *, seed: int, progress: bool = True) -> pd.Dat
     if why:
         raise ValueError(f"experiment.params.learners: {why}.")
     rows: list[dict[str, Any]] = []
-    jobs = [(w, n) for w in cfg.worlds for n in cfg.ns]
+    jobs = [(w, n) for w in _worlds(cfg) for n in cfg.ns]
     for (world_name, kind, n_offers), n in tqdm(jobs, desc="learners suite",
                                                 disable=quiet_bar(progress), leave=False):
-        world = dataclasses.replace(cfg.world, n_offers=n_offers)
-        params = default_params(world)
-        logging = dataclasses.replace(cfg.logging, kind=kind)
-        train = simulate(stream(seed, "train", world_name, n), params, world, n, logging)
-        evaluation = simulate(stream(seed, "eval", world_name, n), params, world, cfg.n_eval,
-                              LoggingConfig(kind="uniform"))
+        train, evaluation = _logs(cfg, seed, world_name, kind, n_offers, n)
+        n_actions = n_offers + 1
+        # a world without incentive cost (Nie & Wager: cost 0) has no cost head to score:
+        # its cost effects are zero, the allocation is by value alone
+        heads = ("value", "cost") if np.any(np.asarray(evaluation.truth.mu_cost)) else ("value",)
         truths = {"value": np.asarray(evaluation.truth.tau_value),
                   "cost": np.asarray(evaluation.truth.tau_cost)}
         labels_eval = {"value": evaluation.value, "cost": evaluation.cost}
         oracle_qini, oracle_uplift = {}, {}
         oracle_base = dict(world=world_name, logging=kind, n=n, seed=seed, learner="oracle")
-        for head, truth in truths.items():
+        for head in heads:
+            truth = truths[head]
             chosen, score = best_offer(truth, evaluation.eligible)
             gain = truth_gain(truth, chosen)
             oracle_qini[head] = qini_coefficient(score, gain)
@@ -364,10 +393,12 @@ def run(cfg: LearnersSuiteConfig, *, seed: int, progress: bool = True) -> pd.Dat
                                    for f in cfg.uplift_fractions}
             rows += [dict(oracle_base, head=head, metric=f"uplift@{f:g}", value=float(v))
                      for f, v in oracle_uplift[head].items()]
-        oracle_curve = _curve(truths["value"], truths["cost"], truths, evaluation.eligible,
-                              cfg.curve_costs)
-        rows += [dict(oracle_base, head="value_cost", metric=f"value@{c:g}", value=float(v))
-                 for c, v in zip(cfg.curve_costs, oracle_curve, strict=True)]
+        oracle_curve: Any = []
+        if "cost" in heads:
+            oracle_curve = _curve(truths["value"], truths["cost"], truths, evaluation.eligible,
+                                  cfg.curve_costs)
+            rows += [dict(oracle_base, head="value_cost", metric=f"value@{c:g}", value=float(v))
+                     for c, v in zip(cfg.curve_costs, oracle_curve, strict=True)]
         oracle = {b: policy_truth(evaluation.truth, np.asarray(optimal_policy(
             evaluation.truth, b * evaluation.n, eligible=evaluation.eligible).action_dist),
             eligible=evaluation.eligible) for b in cfg.budgets}
@@ -378,13 +409,15 @@ def run(cfg: LearnersSuiteConfig, *, seed: int, progress: bool = True) -> pd.Dat
         for label_name, learner_name, labels in fits:
             if learner_name in SLOW_LEARNERS and n > cfg.slow_max_n:
                 continue
+            if learner_name in NONNEGATIVE_LABELS and np.min(train.value) < 0:
+                continue  # the hurdle splits a non-negative label into occurrence x amount
             base = dict(world=world_name, logging=kind, n=n, seed=seed, learner=label_name)
-            taus = {}
-            for head in ("value", "cost"):
+            taus = {"cost": np.zeros_like(truths["cost"])}
+            for head in heads:
                 learner = _make(learner_name, getattr(cfg.learner, head), head)
                 t0 = time.perf_counter()
                 learner.fit(train.x, train.action, labels[head], train.action_prob,
-                            world.n_actions)
+                            n_actions)
                 tau = np.asarray(jax.block_until_ready(learner.predict_tau(evaluation.x)))
                 fit_seconds = time.perf_counter() - t0
                 taus[head] = tau
@@ -392,7 +425,9 @@ def run(cfg: LearnersSuiteConfig, *, seed: int, progress: bool = True) -> pd.Dat
                 gain = truth_gain(truths[head], chosen)
                 metrics = {
                     "pehe": pehe(tau, truths[head], evaluation.eligible),
-                    "qini_ratio": qini_coefficient(score, gain) / oracle_qini[head],
+                    # NaN where truth has nothing to rank (Nie & Wager C: constant effect)
+                    "qini_ratio": (qini_coefficient(score, gain) / oracle_qini[head]
+                                   if oracle_qini[head] != 0 else float("nan")),
                     "calibration_error": _calibration_error(tau, evaluation, labels_eval[head],
                                                             cfg.n_calibration_bins),
                     "fit_seconds": fit_seconds,
@@ -403,24 +438,27 @@ def run(cfg: LearnersSuiteConfig, *, seed: int, progress: bool = True) -> pd.Dat
                                          cfg.n_rank_bins))
                 if n <= cfg.stability_max_n:
                     metrics.update(_split_stability(learner_name, cfg, head, train,
-                                                    labels[head], world.n_actions, evaluation))
+                                                    labels[head], n_actions, evaluation))
                 rows += [dict(base, head=head, metric=m, value=float(v))
                          for m, v in metrics.items()]
-            curve = _curve(taus["value"], taus["cost"], truths, evaluation.eligible,
-                           cfg.curve_costs)
-            for c, v, o in zip(cfg.curve_costs, curve, oracle_curve, strict=True):
+            curve = (_curve(taus["value"], taus["cost"], truths, evaluation.eligible,
+                            cfg.curve_costs) if "cost" in heads else [])
+            for c, v, o in zip(cfg.curve_costs[:len(curve)], curve, oracle_curve[:len(curve)],
+                               strict=True):
                 rows += [dict(base, head="value_cost", metric=f"value@{c:g}", value=float(v)),
                          dict(base, head="value_cost", metric=f"ratio@{c:g}",
                               value=float(v / o))]
-            for b in cfg.budgets:
+            for b in cfg.budgets if "cost" in heads else ():  # no cost: no budget to spend
                 alloc = allocate(taus["value"], taus["cost"], budget=b * evaluation.n,
                                  eligible=evaluation.eligible)
                 t = policy_truth(evaluation.truth, np.asarray(alloc.action_dist),
                                  eligible=evaluation.eligible)
                 regret = 1.0 - t.incremental_value / oracle[b].incremental_value
-                rows += [dict(base, head=f"policy@{b:g}", metric="regret", value=float(regret)),
-                         dict(base, head=f"policy@{b:g}", metric="cost_ratio",
-                              value=float(t.incremental_cost / b))]
+                rows.append(dict(base, head=f"policy@{b:g}", metric="regret",
+                                 value=float(regret)))
+                if "cost" in heads:
+                    rows.append(dict(base, head=f"policy@{b:g}", metric="cost_ratio",
+                                     value=float(t.incremental_cost / b)))
     return pd.DataFrame(rows)
 
 
@@ -441,9 +479,11 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     s = summary(df)
     worlds = list(dict.fromkeys(s.world))
-    fig, axes = plt.subplots(2, len(worlds), figsize=(4.5 * len(worlds), 7), squeeze=False)
+    heads = _heads(s)
+    fig, axes = plt.subplots(len(heads), len(worlds), figsize=(4.5 * len(worlds),
+                                                               3.5 * len(heads)), squeeze=False)
     for j, w in enumerate(worlds):
-        for i, head in enumerate(("value", "cost")):
+        for i, head in enumerate(heads):
             ax = axes[i, j]
             part = s[(s.world == w) & (s["head"] == head) & (s.metric == "pehe")]
             for learner, g in part.groupby("learner", sort=False):
@@ -461,8 +501,8 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
     nmax = s.n.max()
     part = s[(s.n == nmax) & (s.metric == "qini_ratio")]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for ax, head in zip(axes, ("value", "cost"), strict=True):
+    fig, axes = plt.subplots(1, len(heads), figsize=(5 * len(heads), 3.5), squeeze=False)
+    for ax, head in zip(axes[0], heads, strict=True):
         t = part[part["head"] == head].pivot(index="learner", columns="world", values="mean")
         t.plot.bar(ax=ax)
         ax.axhline(1.0, color="k", lw=0.8)
@@ -472,7 +512,7 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     figure_legend(fig, axes, title="world")
     p2 = save(fig, out_dir, "qini_ratio.png")
     diagnostics = _plot_diagnostics(s, out_dir)
-    return [p1, p2, _plot_regret(s, out_dir), *([diagnostics] if diagnostics else [])]
+    return [p for p in (p1, p2, _plot_regret(s, out_dir), diagnostics) if p is not None]
 
 
 def _levels(s: pd.DataFrame, head: str, prefix: str) -> list[float]:
@@ -584,15 +624,25 @@ def _plot_diagnostics(s: pd.DataFrame, out_dir: Path) -> Path | None:
         ax.set_ylim(-1.05, 1.05)
         ax.set_xlabel("learner")
         ax.set_ylabel("Spearman of the two halves' scores")
+    if "cost" not in _heads(sw):  # a world without cost: the value head's panels only
+        for ax in (axes[0, 1], axes[0, 2], axes[0, 3], axes[1, 1], axes[1, 3]):
+            ax.set_visible(False)
     figure_legend(fig, axes, fontsize=8)
     return save(fig, out_dir, "learners_diagnostics.png")
 
 
-def _plot_regret(s: pd.DataFrame, out_dir: Path) -> Path:
+def _heads(s: pd.DataFrame) -> list[str]:
+    """The learner heads present in the rows (``value``, and ``cost`` on a world with cost)."""
+    return [h for h in ("value", "cost") if h in set(s["head"])]
+
+
+def _plot_regret(s: pd.DataFrame, out_dir: Path) -> Path | None:
     """True regret of each learner's policy against n, one panel per (world, budget); the
     noiseless-label ceilings (``@noiseless``) dotted in the colour of their learner."""
     plt = pyplot()
     policy = s[s["head"].str.startswith("policy@") & (s.metric == "regret")]
+    if policy.empty:  # worlds without cost: no budgeted policy
+        return None
     worlds = list(dict.fromkeys(policy.world))
     heads = sorted(dict.fromkeys(policy["head"]), key=lambda h: float(h.split("@")[1]))
     fig, axes = plt.subplots(len(heads), len(worlds), figsize=(4.5 * len(worlds),
@@ -640,7 +690,7 @@ def _diagnostics_tables(s: pd.DataFrame, world: str) -> list[str]:
     nmax = s.n.max()
     at = s[s.n == nmax]
     lines: list[str] = []
-    for head in ("value", "cost"):
+    for head in _heads(at):
         part = at[at["head"] == head]
         ks = _levels(part, head, "uplift_ratio")
         metrics = [f"uplift_ratio@{k:g}" for k in ks] + ["rank_spearman", "rank_inversion_share",
@@ -655,21 +705,23 @@ def _diagnostics_tables(s: pd.DataFrame, world: str) -> list[str]:
         lines.append("")
     part = at[at["head"] == "value_cost"]
     costs = _levels(part, "value_cost", "value")
-    oracle = " · ".join(f"{c:g}: {_cell(part, 'oracle', f'value@{c:g}')}" for c in costs)
-    lines += [f"### {world}, value-vs-cost curve, n = {nmax}: true incremental value / the "
-              "oracle's at true incremental cost c per user (each user its best predicted value "
-              f"offer, in descending predicted value/cost); oracle value per user at c = {oracle}",
-              "", "| learner | " + " | ".join(f"c = {c:g}" for c in costs) + " |",
-              "|---|" + "---|" * len(costs)]
-    for learner in dict.fromkeys(part[part.metric.str.startswith("ratio@")].learner):
-        lines.append(f"| {learner} | " + " | ".join(_cell(part, learner, f"ratio@{c:g}")
-                                                   for c in costs) + " |")
-    lines.append("")
+    if costs:  # a world without cost has no value-vs-cost curve
+        oracle = " · ".join(f"{c:g}: {_cell(part, 'oracle', f'value@{c:g}')}" for c in costs)
+        lines += [f"### {world}, value-vs-cost curve, n = {nmax}: true incremental value / the "
+                  "oracle's at true incremental cost c per user (each user its best predicted "
+                  "value offer, in descending predicted value/cost); oracle value per user at "
+                  f"c = {oracle}",
+                  "", "| learner | " + " | ".join(f"c = {c:g}" for c in costs) + " |",
+                  "|---|" + "---|" * len(costs)]
+        for learner in dict.fromkeys(part[part.metric.str.startswith("ratio@")].learner):
+            lines.append(f"| {learner} | " + " | ".join(_cell(part, learner, f"ratio@{c:g}")
+                                                       for c in costs) + " |")
+        lines.append("")
     stable = s[s.metric.isin(("split_rank_corr", "split_noise_to_signal"))]
     if len(stable):
         n_stab = stable.n.min()
         part = stable[stable.n == n_stab]
-        cols = [(h, m) for h in ("value", "cost")
+        cols = [(h, m) for h in _heads(part)
                 for m in ("split_rank_corr", "split_noise_to_signal")]
         lines += [f"### {world}, split stability, n = {n_stab}: refits on the two halves of the "
                   "training log, their best-offer scores on the evaluation users", "",
@@ -699,7 +751,7 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
              "to the suite's slow_max_n rows: their curves are in the figures and the CSV.", ""]
     metrics = ("pehe", "qini_ratio", "calibration_error", "fit_seconds")
     for w in dict.fromkeys(s.world):
-        for head in ("value", "cost"):
+        for head in _heads(s[s.world == w]):
             part = s[(s.world == w) & (s["head"] == head) & (s.n == nmax)]
             lines += [f"### {w}, {head} head", "", "| learner | " + " | ".join(metrics) + " |",
                       "|---|" + "---|" * len(metrics)]
@@ -712,6 +764,9 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
             lines.append("")
         policy = s[(s.world == w) & (s.n == nmax) & s["head"].str.startswith("policy@")]
         heads = sorted(dict.fromkeys(policy["head"]), key=lambda h: float(h.split("@")[1]))
+        if not heads:  # a world without cost: no budget (uplift@k is the capacity view)
+            lines += _diagnostics_tables(s[s.world == w], w)
+            continue
         lines += [f"### {w}, policy: true regret (% of the oracle's incremental value) and "
                   "true incremental cost / budget", "",
                   "| learner | " + " | ".join(f"regret @{h.split('@')[1]} | cost/budget "

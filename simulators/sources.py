@@ -1,0 +1,155 @@
+"""Where a suite's users come from: the synthetic world, or a literature world with exact truth.
+
+The synthetic world (:class:`simulators.WorldConfig`, drawn by :func:`simulators.simulate`) is
+the default. The literature and semi-synthetic worlds are registered here as
+:class:`WorldSource` entries of :data:`SOURCES`, each a function ``draw(key, config, n, *,
+logging) -> LoggedData`` with its full :class:`~simulators.data.Truth`, so a suite that nests a
+:class:`SourceConfig` (``source``) runs on any of them unchanged:
+
+``nie_wager``
+    Nie & Wager (2021) setups A-D (:mod:`simulators.nie_wager`): one binary treatment, value
+    ``Y``, no cost; native logging = the setup's propensity ``e(x)``.
+
+``hillstrom``
+    The semi-synthetic Hillstrom world (:mod:`simulators.hillstrom_world`): the real e-mail
+    test's customers resampled, visit / conversion / spend surfaces fitted to the real outcomes
+    per arm, a documented cost model (cost per e-mail, discount paid on conversion); native
+    logging = the real design, 1/3 per arm.
+
+``logging`` is ``"native"`` (the world's own design: the setup's propensity, the real
+experiment's randomisation, the bandit's behaviour policy) or ``"uniform"`` (the same users and
+outcome surfaces re-logged by a uniform randomised trial). Every draw is a pure function of the
+caller's key.
+
+On the command line a world is a file of ``conf/world/`` (``world=nie_wager_a``): those files set
+``source`` (``# @package _global_``); only suites whose config nests ``source`` accept them, any
+other suite fails at start-up naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+
+from estimators.checks import fail
+from simulators import hillstrom_world
+from simulators.data import LoggedData
+from simulators.hillstrom_world import HillstromWorldConfig, hillstrom_world_logged_data
+from simulators.nie_wager import NieWagerConfig, nie_wager_logged_data
+
+__all__ = ["LOGGINGS", "SOURCES", "SYNTHETIC", "SourceConfig", "WorldSource", "draw_source"]
+
+SYNTHETIC = "synthetic"
+LOGGINGS = ("native", "uniform")
+
+
+class WorldSource(NamedTuple):
+    """A registered world: ``draw(key, config, n, logging=...)`` returns a validated
+    :class:`LoggedData` of ``n`` rows with truth; ``n_actions(config)`` is its ``K + 1``;
+    ``label(config)`` names the world in result rows (``nie_wager_A``); ``reference`` is the
+    citation and the published figures it sits beside (markdown)."""
+
+    name: str
+    config_field: str  # the field of SourceConfig holding this world's config
+    draw: Callable[..., LoggedData]
+    n_actions: Callable[[Any], int]
+    label: Callable[[Any], str]
+    reference: str
+
+
+def _nie_wager_draw(key: jax.Array, config: NieWagerConfig, n: int, *,
+                    logging: str) -> LoggedData:
+    return nie_wager_logged_data(key, dataclasses.replace(config, n=n), logging=logging)
+
+
+SOURCES: dict[str, WorldSource] = {
+    "nie_wager": WorldSource(
+        name="nie_wager", config_field="nie_wager", draw=_nie_wager_draw,
+        n_actions=lambda c: 2, label=lambda c: f"nie_wager_{c.setup}",
+        reference=(
+            "Nie, X. and Wager, S. (2021), *Quasi-oracle estimation of heterogeneous treatment "
+            "effects*, Biometrika 108(2), 299-319, Section 6 (setups A-D; CausalML's "
+            "`causalml.dataset.synthetic_data` modes 1-4). Published: mean-squared error of "
+            "tau on an independent test set of size n, 500 runs, for S/T/X/U/R/RS learners "
+            "with lasso, boosting and kernel ridge bases (Tables 2-5 and the authors' "
+            "`xnie/rlearner` `experiments_for_paper/output_*.csv`); ours beside it in the "
+            "`nie_wager` suite (`python -m experiments.run experiment=nie_wager`).")),
+    "hillstrom": WorldSource(
+        name="hillstrom", config_field="hillstrom", draw=hillstrom_world_logged_data,
+        n_actions=hillstrom_world.n_actions, label=lambda c: "hillstrom_semi",
+        reference=hillstrom_world.REFERENCE),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceConfig:
+    """Which world draws a suite's users: ``name`` ``"synthetic"`` (the suite's ``world``
+    config) or a key of :data:`SOURCES`, with that world's config in the field of its name, and
+    ``logging``, the design of the suite's training / logged data (``"native"`` or
+    ``"uniform"``; evaluation logs a suite draws for scoring are its own choice, uniform as a
+    rule). Sizes are the suite's: a nested config's own ``n`` is ignored. Only ``name``,
+    ``logging`` and the active world's config identify a job (:meth:`hashed_fields`)."""
+
+    name: str = SYNTHETIC
+    logging: str = "native"
+    nie_wager: NieWagerConfig = NieWagerConfig()
+    hillstrom: HillstromWorldConfig = HillstromWorldConfig()
+
+    def __post_init__(self) -> None:
+        if self.name != SYNTHETIC and self.name not in SOURCES:
+            fail("source.name", f"unknown world {self.name!r}",
+                 f"use {SYNTHETIC!r} or one of {sorted(SOURCES)} (conf/world/ has a file per "
+                 "world: world=nie_wager_a)")
+        if self.logging not in LOGGINGS:
+            fail("source.logging", f"unknown {self.logging!r}", f"use one of {LOGGINGS}")
+
+    @property
+    def synthetic(self) -> bool:
+        return self.name == SYNTHETIC
+
+    @property
+    def world(self) -> WorldSource:
+        if self.synthetic:
+            fail("source.name", "the synthetic world is drawn by simulators.simulate, not a "
+                 "registered source", "check source.synthetic first")
+        return SOURCES[self.name]
+
+    @property
+    def config(self) -> Any:
+        """The active world's config."""
+        return getattr(self, self.world.config_field)
+
+    @property
+    def label(self) -> str:
+        return SYNTHETIC if self.synthetic else self.world.label(self.config)
+
+    @property
+    def n_actions(self) -> int:
+        return self.world.n_actions(self.config)
+
+    def hashed_fields(self) -> tuple[str, ...]:
+        """The fields that identify a job (:func:`experiments.store.flatten`)."""
+        if self.synthetic:
+            return ("name",)
+        return ("name", "logging", self.world.config_field)
+
+    def require(self, suite: str, supported: tuple[str, ...]) -> None:
+        """``ValueError`` unless this source is one ``suite`` supports."""
+        if self.name not in supported:
+            fail("source.name", f"suite {suite!r} runs on {list(supported)}, not "
+                 f"{self.name!r}", "pick one of them with world=<file of conf/world/>")
+
+
+def draw_source(key: jax.Array, source: SourceConfig, n: int, *,
+                logging: str | None = None) -> LoggedData:
+    """``n`` users of the registered world ``source`` from ``key``, logged by ``logging``
+    (default ``source.logging``), with their truth."""
+    logging = source.logging if logging is None else logging
+    if logging not in LOGGINGS:
+        fail("logging", f"unknown {logging!r}", f"use one of {LOGGINGS}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        fail("n", f"expected an int >= 1, got {n!r}", "e.g. n=2000")
+    return source.world.draw(key, source.config, n, logging=logging)

@@ -1,0 +1,107 @@
+"""The world registry (simulators.sources): literature worlds as `world=` configs, drawn with
+truth, reaching the suites that nest a source; published results keep their config hash."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from experiments import suites as registry
+from experiments.run import plan
+from experiments.store import config_hash, flatten
+from simulators.hillstrom_world import HillstromWorldConfig
+from simulators.nie_wager import NieWagerConfig
+from simulators.sources import SOURCES, SourceConfig, draw_source
+
+REPO = Path(__file__).resolve().parents[1]
+WORLD_FILES = sorted(p.stem for p in (REPO / "conf" / "world").glob("*.yaml")
+                     if p.read_text().startswith("# @package _global_"))
+
+
+def _compose(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def test_every_published_suite_keeps_its_config_hash() -> None:
+    """The committed results are the code's: each default suite's full-size job is stored under
+    the hash its config has today (a field added with OMIT_AT_DEFAULT, like ``source``, must not
+    move it)."""
+    store = REPO / "results" / "store"
+    for name in registry.available():
+        suite = registry.load(name)
+        if not suite.in_default:
+            continue
+        chash = config_hash(name, suite.full_config())
+        assert (store / name / chash).is_dir(), (name, chash)
+
+
+def test_source_is_out_of_the_hash_while_synthetic_and_only_the_active_world_counts() -> None:
+    suite = registry.load("learners")
+    base = suite.full_config()
+    assert "source" not in flatten(base)
+    nw = dataclasses.replace(base, source=SourceConfig(name="nie_wager"))
+    assert flatten(nw)["source"] == {"name": "nie_wager", "logging": "native",
+                                     "nie_wager": flatten(NieWagerConfig())}
+    other = dataclasses.replace(nw.source, hillstrom=HillstromWorldConfig(cost_per_email=0.3))
+    assert config_hash("learners", nw) == config_hash(
+        "learners", dataclasses.replace(base, source=other))
+    setup_b = dataclasses.replace(nw.source, nie_wager=NieWagerConfig(setup="B"))
+    assert config_hash("learners", nw) != config_hash(
+        "learners", dataclasses.replace(base, source=setup_b))
+
+
+@pytest.mark.parametrize(("field", "value"), [("name", "nie_wagner"), ("logging", "holdout")])
+def test_bad_source_values_name_the_field(field: str, value: str) -> None:
+    with pytest.raises(ValueError, match=f"source.{field}"):
+        SourceConfig(**{field: value})
+
+
+def test_world_files_reach_the_suites_that_nest_a_source() -> None:
+    assert {"nie_wager_a", "nie_wager_b", "nie_wager_c", "nie_wager_d",
+            "hillstrom_semi"} <= set(WORLD_FILES)
+    (suite, config), = plan(_compose(["experiment=learners", "world=nie_wager_b"]))
+    assert suite.name == "learners"
+    assert config.source.name == "nie_wager" and config.source.nie_wager.setup == "B"
+    with pytest.raises(ValueError, match="does not use a source config"):
+        plan(_compose(["experiment=pacing", "world=nie_wager_a"]))
+    with pytest.raises(ValueError, match="not the default benchmark"):
+        plan(_compose(["world=hillstrom_semi"]))
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_every_registered_world_draws_a_validated_log_with_truth(name: str) -> None:
+    source = SourceConfig(name=name)
+    n_actions = source.n_actions
+    native = draw_source(jax.random.key(0), source, 300)
+    uniform = draw_source(jax.random.key(0), source, 300, logging="uniform")
+    for log in (native, uniform):
+        assert log.n == 300 and log.n_actions == n_actions and log.truth is not None
+        assert np.asarray(log.truth.mu_value).shape == (300, n_actions)
+    np.testing.assert_allclose(uniform.action_prob, 1.0 / n_actions)
+    again = draw_source(jax.random.key(0), source, 300)
+    np.testing.assert_array_equal(native.value, again.value)
+    assert SOURCES[name].reference  # the page's published-figure text
+    with pytest.raises(ValueError, match="logging"):
+        draw_source(jax.random.key(0), source, 300, logging="greedy")
+
+
+def test_learners_suite_runs_on_a_world_without_cost() -> None:
+    """Nie & Wager B: value head only (no cost head, no budgeted policy: nothing to spend), and
+    a learner that models the effect beats the zero-effect baseline on truth."""
+    suite = registry.load("learners")
+    cfg = suite.make_config({"ns": [1000], "n_eval": 2000, "learners": ["zero", "t"],
+                             "n_rank_bins": 5, "stability_max_n": 0},
+                            {"source": {"name": "nie_wager", "nie_wager": {"setup": "B"}}},
+                            compact=True)
+    rows = suite.rows(cfg, seeds=[0], progress=False)
+    assert set(rows.world) == {"nie_wager_B"} and set(rows.logging) == {"native"}
+    assert "cost" not in set(rows["head"])
+    assert not rows["head"].str.startswith("policy@").any()
+    pehe = rows[rows.metric == "pehe"].set_index("learner")["value"]
+    assert pehe["t"] < 0.5 * pehe["zero"]
