@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import numpy as np
 
 from estimators.checks import fail
 from simulators import hillstrom_world
@@ -40,7 +41,8 @@ from simulators.data import LoggedData
 from simulators.hillstrom_world import HillstromWorldConfig, hillstrom_world_logged_data
 from simulators.nie_wager import NieWagerConfig, nie_wager_logged_data
 
-__all__ = ["LOGGINGS", "SOURCES", "SYNTHETIC", "SourceConfig", "WorldSource", "draw_source"]
+__all__ = ["LOGGINGS", "SOURCES", "SYNTHETIC", "SourceConfig", "WorldSource", "draw_source",
+           "draw_source_batch"]
 
 SYNTHETIC = "synthetic"
 LOGGINGS = ("native", "uniform")
@@ -153,3 +155,11 @@ def draw_source(key: jax.Array, source: SourceConfig, n: int, *,
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         fail("n", f"expected an int >= 1, got {n!r}", "e.g. n=2000")
     return source.world.draw(key, source.config, n, logging=logging)
+
+
+def draw_source_batch(keys: jax.Array, source: SourceConfig, n: int, *,
+                      logging: str | None = None) -> LoggedData:
+    """One log per key (each validated by :func:`draw_source`), stacked on a leading axis: the
+    batch :func:`simulators.simulate_batch` returns for the synthetic world."""
+    logs = [draw_source(k, source, n, logging=logging) for k in keys]
+    return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *logs)

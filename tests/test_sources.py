@@ -105,3 +105,34 @@ def test_learners_suite_runs_on_a_world_without_cost() -> None:
     assert not rows["head"].str.startswith("policy@").any()
     pehe = rows[rows.metric == "pehe"].set_index("learner")["value"]
     assert pehe["t"] < 0.5 * pehe["zero"]
+
+
+def test_ope_suite_on_a_literature_world_is_unbiased_against_its_truth() -> None:
+    """Nie & Wager A under its own propensity e(x) in [0.1, 0.9]: IPS and DR of the offer-1
+    target are unbiased against each log's exact value (|bias| within 4 s.e. over replicates);
+    no cost outcome on a world without cost."""
+    suite = registry.load("ope")
+    cfg = suite.make_config({"ns": [400], "n_replicates": 60, "n_train": 2000,
+                             "n_reference": 5000, "targets": ["offer_1"], "chunk": 60},
+                            {"source": {"name": "nie_wager"}, "ope": {"estimators": ["ips",
+                                                                                      "dr"]}},
+                            compact=True)
+    rows = suite.rows(cfg, seeds=[0], progress=False)
+    assert set(rows.outcome) == {"value"} and set(rows.logging) == {"native"}
+    wide = rows.pivot_table(index="estimator", columns="metric", values="value")
+    assert (wide.bias.abs() <= 4 * wide.bias_se).all(), wide[["bias", "bias_se"]]
+
+
+def test_allocation_suite_on_the_hillstrom_world_and_not_on_a_world_without_cost() -> None:
+    suite = registry.load("allocation")
+    cfg = suite.make_config({"n_train": 2000, "n_eval": 1000, "budget_levels": [0.1],
+                             "constraints": []}, {"source": {"name": "hillstrom"}},
+                            compact=True)
+    rows = suite.rows(cfg, seeds=[0], progress=False)
+    free = rows[rows.constraint == "none"].pivot_table(index="policy", columns="metric",
+                                                       values="value")
+    assert free.loc["oracle", "regret"] == 0.0
+    assert free.loc["oracle", "incremental_cost"] <= 0.1 + 1e-9
+    assert (free.loc[free.incremental_cost <= 0.1 + 1e-9, "regret"] >= -1e-9).all()
+    with pytest.raises(ValueError, match="source.name"):
+        suite.make_config(groups={"source": {"name": "nie_wager"}})

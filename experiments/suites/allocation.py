@@ -31,12 +31,13 @@ import pandas as pd
 
 from estimators.base import Logistic
 from estimators.heads import make_heads
-from experiments.configs import HeadsConfig, LoggingConfig, WorldConfig
-from experiments.store import atomic_write
+from experiments.configs import HeadsConfig, LoggingConfig, SourceConfig, WorldConfig
+from experiments.store import OMIT_AT_DEFAULT, atomic_write
 from experiments.suites._plotting import figure_legend, log_axis, pyplot, save, series_style
 from experiments.suites.base import Suite, stream
 from policies import baselines
 from simulators import default_params, policy_truth, simulate
+from simulators.sources import draw_source
 
 __all__ = ["CONSTRAINTS", "POLICIES", "SUITE", "AllocationSuiteConfig", "features", "plot", "run",
            "write_results"]
@@ -45,6 +46,8 @@ POLICIES = ("oracle", "cost_aware_uplift", "value_only_uplift", "propensity_targ
             "lifecycle_rule", "random", "treat_all")
 CONSTRAINTS = ("roi_floor", "pair_roi_floor", "capacity")
 CONSTRAINED_POLICIES = ("oracle", "cost_aware_uplift")
+# the registered worlds with an incentive cost (a world without one has no budget to allocate)
+SOURCES_WITH_COST = ("hillstrom",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +62,9 @@ class AllocationSuiteConfig:
     world: WorldConfig = WorldConfig()
     logging: LoggingConfig = LoggingConfig()
     learner: HeadsConfig = HeadsConfig()
+    # a literature world with cost (world=hillstrom_semi) in place of the synthetic world; left
+    # out of the config hash while synthetic
+    source: SourceConfig = dataclasses.field(default=SourceConfig(), metadata=OMIT_AT_DEFAULT)
     n_train: int = 40_000
     n_eval: int = 20_000
     budget_levels: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
@@ -74,6 +80,8 @@ class AllocationSuiteConfig:
         return cls(n_train=8_000, n_eval=4_000, budget_levels=(0.1, 0.4, 1.6))
 
     def __post_init__(self) -> None:
+        if not self.source.synthetic:
+            self.source.require("allocation", ("synthetic", *SOURCES_WITH_COST))
         if self.n_train < 100 or self.n_eval < 10:
             raise ValueError("AllocationSuiteConfig: n_train >= 100, n_eval >= 10.")
         if not self.budget_levels or min(self.budget_levels) < 0:
@@ -111,14 +119,20 @@ def run(cfg: AllocationSuiteConfig, *, seed: int, progress: bool = True) -> pd.D
     ``stream(seed, "train")``, ``stream(seed, "eval")`` (the training log follows ``logging``, the
     evaluation population is uniform), ``stream(seed, "policy", level, i)`` for the random
     baselines at each budget level."""
-    world = cfg.world
-    params = default_params(world)
-    train = simulate(stream(seed, "train"), params, world, cfg.n_train, cfg.logging)
-    ev = simulate(stream(seed, "eval"), params, world, cfg.n_eval, LoggingConfig(kind="uniform"))
+    world, source = cfg.world, cfg.source
+    if source.synthetic:
+        params = default_params(world)
+        train = simulate(stream(seed, "train"), params, world, cfg.n_train, cfg.logging)
+        ev = simulate(stream(seed, "eval"), params, world, cfg.n_eval,
+                      LoggingConfig(kind="uniform"))
+    else:  # a literature world with incentive cost (a budget to allocate)
+        train = draw_source(stream(seed, "train"), source, cfg.n_train)
+        ev = draw_source(stream(seed, "eval"), source, cfg.n_eval, logging="uniform")
+    n_actions = ev.n_actions
     f_train = features(train.x, train.segment)
     f_eval = features(ev.x, ev.segment)
     heads = make_heads(cfg.learner).fit(f_train, train.action, value=train.value, cost=train.cost,
-                                        action_prob=train.action_prob, n_actions=world.n_actions)
+                                        action_prob=train.action_prob, n_actions=n_actions)
     tv_hat, tc_hat = (np.asarray(t) for t in heads.predict_tau(f_eval))
     no_offer = train.action == 0
     buy = Logistic(alpha=1.0)
@@ -148,7 +162,7 @@ def run(cfg: AllocationSuiteConfig, *, seed: int, progress: bool = True) -> pd.D
                                                   eligible=e)
         runs = [("none", p, a) for p, a in allocs.items()]
         for constraint in cfg.constraints:
-            kw = cfg.constraint_kwargs(constraint, world.n_actions)
+            kw = cfg.constraint_kwargs(constraint, n_actions)
             runs += [(constraint, "oracle", baselines.oracle(tv, tc, budget=budget, eligible=e,
                                                              **kw)),
                      (constraint, "cost_aware_uplift", baselines.cost_aware_uplift(

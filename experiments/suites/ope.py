@@ -46,13 +46,15 @@ from experiments.configs import (
     LoggingConfig,
     OPEConfig,
     PolicyConfig,
+    SourceConfig,
     WorldConfig,
 )
-from experiments.store import atomic_write
+from experiments.store import OMIT_AT_DEFAULT, atomic_write
 from experiments.suites._plotting import figure_legend, log_axis, pyplot, save, series_style
 from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate, allocate_at_price
 from simulators import default_params, simulate, simulate_batch
+from simulators.sources import draw_source, draw_source_batch
 
 __all__ = ["SUITE", "OPESuiteConfig", "plot", "run", "write_results"]
 
@@ -74,6 +76,10 @@ class OPESuiteConfig:
     learner: HeadsConfig = HeadsConfig(value=HeadConfig(alpha=100.0), cost=HeadConfig(alpha=1.0))
     policy: PolicyConfig = PolicyConfig()
     ope: OPEConfig = OPEConfig(estimators=ope.ESTIMATORS)
+    # a literature world (world=nie_wager_a, world=hillstrom_semi): its logs in place of the
+    # synthetic world's, under source.logging (then ``loggings`` is not used); left out of the
+    # config hash while synthetic
+    source: SourceConfig = dataclasses.field(default=SourceConfig(), metadata=OMIT_AT_DEFAULT)
     loggings: tuple[str, ...] = LOGGINGS
     targets: tuple[str, ...] = TARGETS
     ns: tuple[int, ...] = (1_000, 4_000, 16_000)
@@ -147,36 +153,51 @@ def run(cfg: OPESuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFram
     """Tidy rows ``(logging, n, target, outcome, estimator, metric, value, seed, n_replicates)``.
     Streams: ``stream(seed, "train")``, ``("reference")``, ``("softmax_target")`` and
     ``stream(seed, "logs", logging, n)`` split into the replicates."""
-    world = cfg.world
-    params = default_params(world)
+    world, source = cfg.world, cfg.source
+    params = default_params(world) if source.synthetic else None
     uniform = LoggingConfig(kind="uniform")
-    train = simulate(stream(seed, "train"), params, world, cfg.n_train, uniform)
-    ref = simulate(stream(seed, "reference"), params, world, cfg.n_reference, uniform)
+
+    def draw(key: jax.Array, n: int) -> Any:  # a uniform log of the suite's world
+        if source.synthetic:
+            return simulate(key, params, world, n, uniform)
+        return draw_source(key, source, n, logging="uniform")
+
+    def draw_batch(keys: jax.Array, n: int, lg: str) -> Any:
+        if source.synthetic:
+            return simulate_batch(keys, params, world, n, dataclasses.replace(cfg.logging,
+                                                                                kind=lg))
+        return draw_source_batch(keys, source, n, logging=lg)
+
+    train = draw(stream(seed, "train"), cfg.n_train)
+    ref = draw(stream(seed, "reference"), cfg.n_reference)
     models = _Models(cfg.learner, train, ref, cfg.policy.budget_per_user)
     every = {"allocation": models.allocation,
-             "softmax": _softmax_policy(stream(seed, "softmax_target"), world.n_features,
-                                        world.n_actions),
+             "softmax": _softmax_policy(stream(seed, "softmax_target"), ref.x.shape[1],
+                                        ref.n_actions),
              "offer_1": _offer_1}
     policies = {t: every[t] for t in cfg.targets}
+    # a world without incentive cost (Nie & Wager) has no cost outcome to estimate
+    outcomes = ("value", "cost") if np.any(np.asarray(ref.truth.mu_cost)) else ("value",)
     oracle = {}
     for t, fn in policies.items():
         pi = fn(ref.x, ref.eligible)
-        for outcome, mu in (("value", ref.truth.mu_value), ("cost", ref.truth.mu_cost)):
+        for outcome, mu in (("value", ref.truth.mu_value), ("cost", ref.truth.mu_cost)
+                            )[:len(outcomes)]:
             per_user = np.sum(pi * np.asarray(mu), axis=1)
             oracle[t, outcome] = (per_user.mean(), per_user.std(ddof=1) / np.sqrt(len(pi)))
     rows: list[dict[str, Any]] = []
-    jobs = [(lg, n) for lg in cfg.loggings for n in cfg.ns]
+    loggings = cfg.loggings if source.synthetic else (source.logging,)
+    jobs = [(lg, n) for lg in loggings for n in cfg.ns]
     for lg, n in tqdm(jobs, desc="ope suite", disable=quiet_bar(progress), leave=False):
-        logging = dataclasses.replace(cfg.logging, kind=lg)
         keys = jax.random.split(stream(seed, "logs", lg, n), cfg.n_replicates)
         ests: dict[tuple[str, str, str], list[ope.Estimate]] = {}
         exact: dict[tuple[str, str], list[np.ndarray]] = {}
         for start in range(0, cfg.n_replicates, cfg.chunk):
-            b = simulate_batch(keys[start:start + cfg.chunk], params, world, n, logging)
+            b = draw_batch(keys[start:start + cfg.chunk], n, lg)
             x, elig = np.asarray(b.x), np.asarray(b.eligible)
             base = dict(action=np.asarray(b.action), pscore=np.asarray(b.pscore))
             for outcome, reward, mu in (("value", b.value, b.truth.mu_value),
-                                        ("cost", b.cost, b.truth.mu_cost)):
+                                        ("cost", b.cost, b.truth.mu_cost))[:len(outcomes)]:
                 q = models.q_hat(x, outcome)
                 for t, fn in policies.items():
                     pi = fn(x, elig)
