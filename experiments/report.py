@@ -50,7 +50,7 @@ def aggregate(rows: pd.DataFrame, key_columns: tuple[str, ...] | None = None) ->
 # then the decision layer, the learners, off-policy evaluation, the design-note lessons, real
 # data and the closed loop.
 SUITE_ORDER = ("main", "allocation", "lessons", "menu_size", "pacing", "learners", "confounded",
-               "ihdp", "lbcf", "ope", "horizons", "interference", "drift", "hillstrom",
+               "ihdp", "nie_wager", "lbcf", "ope", "horizons", "interference", "drift", "hillstrom",
                "peeking", "online")
 TIMING = ("fit_seconds", "seconds", "wall_seconds")  # metrics reported apart from results
 
@@ -197,7 +197,10 @@ def _blocks(store: ResultStore, fig_root: Path, source: str) -> list[tuple]:
             sections.append(("details", "all metrics (mean, 95% CI across seeds"
                              + (", bias, RMSE and coverage against truth"
                                 if "coverage" in table else "") + ") and config", detail))
-    contents = ["[summary](#summary)", *(f"[{n}](#{n})" for n in order)]
+    worlds = _worlds_blocks(store, set(order))
+    sections = worlds + sections
+    contents = ["[summary](#summary)", *(["[worlds](#worlds)"] if worlds else []),
+                *(f"[{n}](#{n})" for n in order)]
     if timings:
         contents.append("[timings](#timings)")
     out = [("h", 1, "allocbench report", "top"),
@@ -212,6 +215,49 @@ def _blocks(store: ResultStore, fig_root: Path, source: str) -> list[tuple]:
         out += [("h", 2, "Timings", "timings"),
                 ("p", "Wall-clock seconds measured by the suites (machine-dependent, not "
                  "results)."), ("table", t[front + [c for c in t.columns if c not in front]])]
+    return out
+
+
+# the suite that replays a registered world's published protocol, beside its table
+WORLD_SUITES = {"nie_wager": "nie_wager", "lbcf": "lbcf", "hillstrom": "hillstrom",
+                "obp": "obp"}
+
+
+def _worlds_blocks(store: ResultStore, stored_suites: set[str]) -> list[tuple]:
+    """The page of each registered literature world (:data:`simulators.sources.SOURCES`): its
+    ``conf/world/`` files, the published figures it sits beside, and ours: the stored jobs that
+    ran on it (suites nesting ``source``) and the suite that replays its published protocol,
+    each with the command that reproduces it."""
+    from simulators.sources import SOURCES
+
+    conf = Path(__file__).resolve().parents[1] / "conf" / "world"
+    files: dict[str, list[str]] = {}
+    for path in sorted(conf.glob("*.yaml")):
+        text = path.read_text()
+        for name in SOURCES:
+            if f"name: {name}\n" in text:
+                files.setdefault(name, []).append(path.stem)
+    ran: dict[str, list[tuple[str, str, str]]] = {}
+    for meta in store.configs():
+        world = (meta["config"].get("source") or {}).get("name")
+        if world in SOURCES:
+            ran.setdefault(world, []).append((meta["suite"], meta["config_hash"],
+                                              meta["command"].strip()))
+    out: list[tuple] = [("h", 2, "Worlds", "worlds"),
+                        ("p", "Each literature or semi-synthetic world with exact truth: the "
+                         "`conf/world/` file that selects it (`world=<file>`, for the suites "
+                         "that nest a source: learners, ope, allocation), the published figures "
+                         "it sits beside, and ours with the command that reproduces them.")]
+    for name, world in SOURCES.items():
+        out += [("h", 3, f"world: {name}", f"world-{name}"), ("p", world.reference),
+                ("p", "Configs: " + (", ".join(f"`world={f}`" for f in files.get(name, []))
+                       or "none"))]
+        own = WORLD_SUITES.get(name)
+        if own in stored_suites:
+            out.append(("p", f"Published protocol replayed: the [{own}](#{own}) suite."))
+        for suite, chash, command in sorted(ran.get(name, [])):
+            out += [("p", f"Ours: [{suite} on {name}](#{suite}-{chash})"),
+                    ("code", command)]
     return out
 
 

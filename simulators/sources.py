@@ -16,6 +16,17 @@ logging) -> LoggedData`` with its full :class:`~simulators.data.Truth`, so a sui
     per arm, a documented cost model (cost per e-mail, discount paid on conversion); native
     logging = the real design, 1/3 per arm.
 
+``lbcf``
+    The world of Ai et al. (WWW 2022, LBCF; :mod:`simulators.lbcf`): several arms whose value and
+    cost share a latent factor, noise level ``uncertainty``; native logging = the paper's uniform
+    randomised trial.
+
+``obp``
+    Open Bandit Pipeline's synthetic bandit world (Saito et al. 2021; :mod:`simulators.obp_world`):
+    K arms with a linear-logistic binary reward, context dimension 5, behaviour ``softmax(beta
+    q)``; no cost; action 0 is an ordinary arm (the effects are against it). OBP's own
+    estimators agree with ours on its logs to 4.4e-16 (``scripts/obp_side_by_side.py``).
+
 ``logging`` is ``"native"`` (the world's own design: the setup's propensity, the real
 experiment's randomisation, the bandit's behaviour policy) or ``"uniform"`` (the same users and
 outcome surfaces re-logged by a uniform randomised trial). Every draw is a pure function of the
@@ -36,10 +47,12 @@ import jax
 import numpy as np
 
 from estimators.checks import fail
-from simulators import hillstrom_world
+from simulators import hillstrom_world, obp_world
 from simulators.data import LoggedData
 from simulators.hillstrom_world import HillstromWorldConfig, hillstrom_world_logged_data
+from simulators.lbcf import LBCFConfig, lbcf_logged_data
 from simulators.nie_wager import NieWagerConfig, nie_wager_logged_data
+from simulators.obp_world import OBPWorldConfig, obp_world_logged_data
 
 __all__ = ["LOGGINGS", "SOURCES", "SYNTHETIC", "SourceConfig", "WorldSource", "draw_source",
            "draw_source_batch"]
@@ -60,6 +73,11 @@ class WorldSource(NamedTuple):
     n_actions: Callable[[Any], int]
     label: Callable[[Any], str]
     reference: str
+
+
+def _lbcf_draw(key: jax.Array, config: LBCFConfig, n: int, *, logging: str) -> LoggedData:
+    # the paper's log is a uniform randomised trial: native and uniform are the same design
+    return lbcf_logged_data(key, dataclasses.replace(config, n=n))
 
 
 def _nie_wager_draw(key: jax.Array, config: NieWagerConfig, n: int, *,
@@ -83,6 +101,20 @@ SOURCES: dict[str, WorldSource] = {
         name="hillstrom", config_field="hillstrom", draw=hillstrom_world_logged_data,
         n_actions=hillstrom_world.n_actions, label=lambda c: "hillstrom_semi",
         reference=hillstrom_world.REFERENCE),
+    "lbcf": WorldSource(
+        name="lbcf", config_field="lbcf", draw=_lbcf_draw, n_actions=lambda c: c.n_actions,
+        label=lambda c: f"lbcf_u{c.uncertainty:g}",
+        reference=(
+            "Ai, M. et al. (2022), *LBCF: A Large-Scale Budget-Constrained Causal Forest "
+            "Algorithm*, WWW 2022, Section 5.1: arms 0..3 whose value and cost share a latent "
+            "factor, noise level uW in {5, 10, 15, 20}. Published: the percentage mean gain "
+            "(ITE / control value) of each allocator at a budget of 75 per user (its Figure "
+            "4 bars); ours beside it, on the paper's own regenerated users, in the `lbcf` "
+            "suite (`python -m experiments.run experiment=lbcf`).")),
+    "obp": WorldSource(
+        name="obp", config_field="obp", draw=obp_world_logged_data,
+        n_actions=obp_world.n_actions, label=lambda c: f"obp_k{c.n_actions}_beta{c.beta:g}",
+        reference=obp_world.REFERENCE),
 }
 
 
@@ -99,6 +131,8 @@ class SourceConfig:
     logging: str = "native"
     nie_wager: NieWagerConfig = NieWagerConfig()
     hillstrom: HillstromWorldConfig = HillstromWorldConfig()
+    lbcf: LBCFConfig = LBCFConfig()
+    obp: OBPWorldConfig = OBPWorldConfig()
 
     def __post_init__(self) -> None:
         if self.name != SYNTHETIC and self.name not in SOURCES:

@@ -63,8 +63,11 @@ def test_bad_source_values_name_the_field(field: str, value: str) -> None:
 
 
 def test_world_files_reach_the_suites_that_nest_a_source() -> None:
-    assert {"nie_wager_a", "nie_wager_b", "nie_wager_c", "nie_wager_d",
-            "hillstrom_semi"} <= set(WORLD_FILES)
+    assert {"nie_wager_a", "nie_wager_b", "nie_wager_c", "nie_wager_d", "hillstrom_semi",
+            "lbcf", "obp"} <= set(WORLD_FILES)
+    for name in WORLD_FILES:  # every world file composes into a valid source
+        (_, config), = plan(_compose(["experiment=learners", f"world={name}"]))
+        assert config.source.name in SOURCES, name
     (suite, config), = plan(_compose(["experiment=learners", "world=nie_wager_b"]))
     assert suite.name == "learners"
     assert config.source.name == "nie_wager" and config.source.nie_wager.setup == "B"

@@ -47,7 +47,7 @@ POLICIES = ("oracle", "cost_aware_uplift", "value_only_uplift", "propensity_targ
 CONSTRAINTS = ("roi_floor", "pair_roi_floor", "capacity")
 CONSTRAINED_POLICIES = ("oracle", "cost_aware_uplift")
 # the registered worlds with an incentive cost (a world without one has no budget to allocate)
-SOURCES_WITH_COST = ("hillstrom",)
+SOURCES_WITH_COST = ("hillstrom", "lbcf")
 
 
 @dataclasses.dataclass(frozen=True)
