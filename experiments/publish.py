@@ -25,6 +25,9 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 REPO = Path(__file__).resolve().parents[1]
+# folders of results/ that scripts outside the suites write (their own environments): kept as
+# they are by the swap. obp/: scripts/obp_side_by_side.py (needs scripts/obp_env.sh)
+EXTERNAL = ("obp",)
 
 
 def jobs() -> list[list[str]]:
@@ -87,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
 
     write_report(ResultStore(staging / "store"), staging / "REPORT.md",
                  source=str(results / "store"))
+    for name in EXTERNAL:  # written by a documented script, not by a suite: carried over
+        if (results / name).is_dir():
+            shutil.copytree(results / name, staging / name)
     old = staging.with_name("results-previous")  # 3. swap
     shutil.rmtree(old, ignore_errors=True)
     if results.exists():

@@ -303,4 +303,12 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 SUITE = Suite(name="allocation", config_class=AllocationSuiteConfig, run=run, plot=plot,
               write=write_results, key_columns=("policy", "constraint", "budget_per_user", "n"),
-              result_seeds=(0, 1, 2, 3, 4))
+              result_seeds=(0, 1, 2, 3, 4),
+              # the registered worlds with an incentive cost (conf/world/); LBCF's value is
+              # signed (no hurdle head: LightGBM T-learners, the LBCF suite's best) and costs
+              # ~60 per treated user (the paper's budget is 75 per user)
+              result_variants=(("world=hillstrom_semi",),
+                               ("world=lbcf", "learner.value.learner=t",
+                                "learner.value.base=lightgbm", "learner.cost.learner=t",
+                                "learner.cost.base=lightgbm",
+                                "experiment.params.budget_levels=[5,10,20,40,60]")))

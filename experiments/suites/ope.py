@@ -344,4 +344,7 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 SUITE = Suite(name="ope", config_class=OPESuiteConfig, run=run, plot=plot, write=write_results,
               key_columns=("logging", "n", "target", "outcome", "estimator"),
-              result_seeds=(0,))
+              result_seeds=(0,),
+              # the registered worlds (conf/world/) under their native logging
+              result_variants=tuple((f"world={w}", "experiment.params.n_replicates=200")
+                                    for w in ("hillstrom_semi", "nie_wager_a", "obp")))
