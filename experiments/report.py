@@ -220,7 +220,7 @@ def _blocks(store: ResultStore, fig_root: Path, source: str) -> list[tuple]:
 
 # the suite that replays a registered world's published protocol, beside its table
 WORLD_SUITES = {"nie_wager": "nie_wager", "lbcf": "lbcf", "hillstrom": "hillstrom",
-                "obp": "obp"}
+                "ihdp": "ihdp"}
 
 
 def _worlds_blocks(store: ResultStore, stored_suites: set[str]) -> list[tuple]:
@@ -255,6 +255,9 @@ def _worlds_blocks(store: ResultStore, stored_suites: set[str]) -> list[tuple]:
         own = WORLD_SUITES.get(name)
         if own in stored_suites:
             out.append(("p", f"Published protocol replayed: the [{own}](#{own}) suite."))
+        if name == "obp":
+            out.append(("p", "OBP's own estimators on our logs: `results/obp/"
+                         "obp_side_by_side.md` (`scripts/obp_side_by_side.py`)."))
         for suite, chash, command in sorted(ran.get(name, [])):
             out += [("p", f"Ours: [{suite} on {name}](#{suite}-{chash})"),
                     ("code", command)]

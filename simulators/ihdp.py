@@ -13,18 +13,21 @@ non-random subset of treated children, and the propensity is unknown.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import operator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 import pandas as pd
 
+from estimators.checks import fail
 from simulators.data import LoggedData, Truth
 from simulators.hillstrom import _DATASETS, _checksums, _is_vendored, _read_checked
 
-__all__ = ["IHDP", "ihdp_logged_data", "load_ihdp"]
+__all__ = ["IHDP", "IHDPWorldConfig", "ihdp_logged_data", "ihdp_world_logged_data", "load_ihdp"]
 
 N_REPLICATIONS = 10
 N_COVARIATES = 25
@@ -183,3 +186,53 @@ def ihdp_logged_data(replication: int, *, indices: Any = None,
         redemption_lag=np.full(n, -1, np.int32), other_actions=np.zeros((n, 0), np.int32),
         face_value=np.zeros(2), truth=truth,
     )
+
+
+# ------------------------------------------------------------------------------- as a world
+@dataclasses.dataclass(frozen=True)
+class IHDPWorldConfig:
+    """IHDP as a world to draw users from (:func:`ihdp_world_logged_data`): ``replication`` in
+    1..10, whose 747 rows are resampled with replacement. No seed, no size."""
+
+    replication: int = 1
+
+    def __post_init__(self) -> None:
+        r = self.replication
+        if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= N_REPLICATIONS:
+            fail("IHDPWorldConfig.replication", f"expected an integer replication in "
+                 f"1..{N_REPLICATIONS}, got {r!r}", "use e.g. replication=1")
+
+
+def ihdp_world_logged_data(key: jax.Array, config: IHDPWorldConfig, n: int, *,
+                           logging: str = "uniform") -> LoggedData:
+    """``n`` users of the replication's law: rows drawn uniformly with replacement from its 747
+    children (``jax.random``), each *re-logged by a randomised trial*: treatment with
+    probability 1/2, outcome the replication's simulated potential outcome of the drawn arm
+    (``y_factual`` if it is the child's original treatment, else ``y_cfactual``: IHDP simulates
+    both), truth ``[mu0, mu1]`` of the row. Only ``logging="uniform"``: the original assignment
+    is not randomised and its propensity unknown, so there is no native log with propensities
+    (``ValueError`` naming the fix)."""
+    if logging != "uniform":
+        fail("logging", f"{logging!r}: IHDP's own assignment is not randomised and its "
+             "propensity is unknown, so it has no native log with propensities",
+             "use source.logging=uniform (the rows re-logged by a randomised trial; "
+             "experiment=ihdp runs the literature's protocol on the original assignment)")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        fail("n", f"expected an int >= 1, got {n!r}", "e.g. n=2000")
+    d = load_ihdp(config.replication)
+    k_rows, k_w = jax.random.split(key)
+    rows = np.asarray(jax.random.randint(k_rows, (n,), 0, d.treatment.shape[0]))
+    action = np.asarray(jax.random.bernoulli(k_w, 0.5, (n,))).astype(np.int32)
+    same = action == d.treatment[rows]
+    y = np.where(same, d.y_factual[rows], d.y_cfactual[rows])
+    mu = np.column_stack([d.mu0[rows], d.mu1[rows]])
+    tau = d.tau[rows]
+    rtype = np.where(tau > 0, _PERSUADABLE, np.where(tau < 0, _SLEEPING_DOG, _LOST_CAUSE))
+    truth = Truth(mu_value=mu, mu_cost=np.zeros((n, 2)), mu_value_accounting=mu.copy(),
+                  response_type=rtype.astype(np.int32))
+    return LoggedData(
+        x=d.x[rows], segment=np.zeros(n, np.int32), period=np.zeros(n, np.int32),
+        eligible=np.ones((n, 2), bool), action=action, action_prob=np.full((n, 2), 0.5),
+        value=y, value_accounting=y.copy(), cost=np.zeros(n),
+        redemption_lag=np.full(n, -1, np.int32), other_actions=np.zeros((n, 0), np.int32),
+        face_value=np.zeros(2), truth=truth)

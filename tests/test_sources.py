@@ -64,7 +64,7 @@ def test_bad_source_values_name_the_field(field: str, value: str) -> None:
 
 def test_world_files_reach_the_suites_that_nest_a_source() -> None:
     assert {"nie_wager_a", "nie_wager_b", "nie_wager_c", "nie_wager_d", "hillstrom_semi",
-            "lbcf", "obp"} <= set(WORLD_FILES)
+            "lbcf", "obp", "ihdp"} <= set(WORLD_FILES)
     for name in WORLD_FILES:  # every world file composes into a valid source
         (_, config), = plan(_compose(["experiment=learners", f"world={name}"]))
         assert config.source.name in SOURCES, name
@@ -79,7 +79,7 @@ def test_world_files_reach_the_suites_that_nest_a_source() -> None:
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_every_registered_world_draws_a_validated_log_with_truth(name: str) -> None:
-    source = SourceConfig(name=name)
+    source = SourceConfig(name=name, logging=SOURCES[name].loggings[0])
     n_actions = source.n_actions
     native = draw_source(jax.random.key(0), source, 300)
     uniform = draw_source(jax.random.key(0), source, 300, logging="uniform")
@@ -90,6 +90,9 @@ def test_every_registered_world_draws_a_validated_log_with_truth(name: str) -> N
     again = draw_source(jax.random.key(0), source, 300)
     np.testing.assert_array_equal(native.value, again.value)
     assert SOURCES[name].reference  # the page's published-figure text
+    for logging in set(("native", "uniform")) - set(SOURCES[name].loggings):
+        with pytest.raises(ValueError, match="source.logging"):
+            SourceConfig(name=name, logging=logging)
     with pytest.raises(ValueError, match="logging"):
         draw_source(jax.random.key(0), source, 300, logging="greedy")
 
@@ -139,3 +142,17 @@ def test_allocation_suite_on_the_hillstrom_world_and_not_on_a_world_without_cost
     assert (free.loc[free.incremental_cost <= 0.1 + 1e-9, "regret"] >= -1e-9).all()
     with pytest.raises(ValueError, match="source.name"):
         suite.make_config(groups={"source": {"name": "nie_wager"}})
+
+
+def test_ihdp_world_relogs_the_rows_by_a_randomised_trial() -> None:
+    """Each drawn row's outcome is the replication's simulated potential outcome of the drawn
+    arm: the mean of (y - mu) per arm is the replication's noise, near 0 within 4 s.e."""
+    log = draw_source(jax.random.key(3), SourceConfig(name="ihdp", logging="uniform"), 20_000)
+    mu = np.asarray(log.truth.mu_value)[np.arange(log.n), log.action]
+    resid = log.value - mu
+    for a in (0, 1):
+        r = resid[log.action == a]
+        assert abs(r.mean()) <= 4 * r.std(ddof=1) / np.sqrt(len(r)), a
+    with pytest.raises(ValueError, match="propensity is unknown"):
+        draw_source(jax.random.key(0), SourceConfig(name="ihdp", logging="uniform"), 10,
+                    logging="native")
