@@ -33,6 +33,7 @@ BUILTIN = {
     "menu_size": "experiments.suites.menu_size",
     "lbcf": "experiments.suites.lbcf",
     "nie_wager": "experiments.suites.nie_wager",
+    "portfolio": "experiments.suites.portfolio",
 }
 
 
