@@ -3,6 +3,8 @@ world, the holdout bias (control case and factorial fix) and validation; the sui
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -157,7 +159,14 @@ def test_suite_rows_small():
     alloc = rows[(rows.section == "allocation") & (rows.metric == "regret")]
     assert (alloc.value >= -1e-9).all()
     with pytest.raises(ValueError, match="reach_a"):
-        suite.PortfolioSuiteConfig(reach_a=(0.2,))
+        suite.PortfolioSuiteConfig(reach_a=(0.2, 1.5))
+    with pytest.raises(ValueError, match="changed"):
+        suite.PortfolioSuiteConfig(changed=2)
+    # a world.n_programs sweep needs no other change: per-program values follow the world
+    one = suite.PortfolioSuiteConfig(world=dataclasses.replace(cfg.world, n_programs=1))
+    assert one.per_program("reach_a") == (0.2,) and one.changed_program == 0
+    three = suite.PortfolioSuiteConfig(world=dataclasses.replace(cfg.world, n_programs=3))
+    assert three.per_program("program_cost") == (0.5, 0.5, 0.5) and three.changed_program == 2
 
 
 @pytest.mark.parametrize(("ours", "programs", "cost"), [

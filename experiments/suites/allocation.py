@@ -34,7 +34,7 @@ from estimators.heads import make_heads
 from experiments.configs import HeadsConfig, LoggingConfig, SourceConfig, WorldConfig
 from experiments.store import OMIT_AT_DEFAULT, atomic_write
 from experiments.suites._plotting import figure_legend, log_axis, pyplot, save, series_style
-from experiments.suites.base import Suite, stream
+from experiments.suites.base import Suite, mean_se, stream
 from policies import baselines
 from simulators import default_params, policy_truth, simulate
 from simulators.sources import draw_source
@@ -192,10 +192,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard error over seeds per (constraint, policy, budget, metric)."""
     if "constraint" not in df:  # rows stored before the constraint runs existed
         df = df.assign(constraint="none")
-    g = df.groupby(["constraint", "metric", "policy", "budget_per_user"])["value"]
-    out = g.agg(["mean", "std", "count"]).reset_index()
-    out["se"] = out["std"].fillna(0.0) / np.sqrt(out["count"])
-    return out.drop(columns="std")
+    return mean_se(df, ["constraint", "metric", "policy", "budget_per_user"])
 
 
 def _constraint_series(constraint: str, policy: str) -> str:

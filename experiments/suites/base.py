@@ -52,7 +52,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-__all__ = ["Suite", "quiet_bar", "stream", "stream_id"]
+__all__ = ["Suite", "mean_se", "quiet_bar", "stream", "stream_id"]
 
 
 def quiet_bar(progress: bool) -> bool | None:
@@ -71,6 +71,15 @@ def stream_id(name: str | int) -> int:
             raise ValueError(f"stream name: integers must be >= 0, got {name}.")
         return name
     return zlib.crc32(str(name).encode()) & 0x7FFFFFFF
+
+
+def mean_se(rows: pd.DataFrame, keys: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    """Per group of ``keys``: ``mean``, ``count`` and ``se`` of ``value`` over the seeds (the
+    standard error ``sd / sqrt(count)``; 0 for a single seed; NaN where every value is NaN)."""
+    g = rows.groupby(list(keys))["value"]
+    out = g.agg(["mean", "std", "count"]).reset_index()
+    out["se"] = out["std"].fillna(0.0) / np.sqrt(out["count"].where(out["count"] > 0))
+    return out.drop(columns="std")
 
 
 @functools.partial(jax.jit, static_argnums=1)

@@ -626,7 +626,7 @@ def _plot_diagnostics(s: pd.DataFrame, out_dir: Path) -> Path | None:
         ax.set_ylabel("Spearman of the two halves' scores")
     if "cost" not in _heads(sw):  # a world without cost: the value head's panels only
         for ax in (axes[0, 1], axes[0, 2], axes[0, 3], axes[1, 1], axes[1, 3]):
-            ax.set_visible(False)
+            fig.delaxes(ax)
     figure_legend(fig, axes, fontsize=8)
     return save(fig, out_dir, "learners_diagnostics.png")
 

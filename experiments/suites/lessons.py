@@ -46,7 +46,7 @@ from experiments.configs import HeadsConfig, LoggingConfig, WorldConfig
 from experiments.store import atomic_write
 from experiments.suites._plotting import figure_legend, log_axis, pyplot, save, series_style
 from experiments.suites.allocation import features
-from experiments.suites.base import Suite, stream
+from experiments.suites.base import Suite, mean_se, stream
 from policies import baselines
 from policies.allocation import Allocation
 from simulators import LoggedData, default_params, policy_truth, simulate
@@ -255,10 +255,7 @@ def run(cfg: LessonsSuiteConfig, *, seed: int, progress: bool = True) -> pd.Data
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard error over seeds per (section, policy, budget, metric)."""
-    g = df.groupby(["section", "metric", "policy", "budget_per_user"])["value"]
-    out = g.agg(["mean", "std", "count"]).reset_index()
-    out["se"] = out["std"].fillna(0.0) / np.sqrt(out["count"])
-    return out.drop(columns="std")
+    return mean_se(df, ["section", "metric", "policy", "budget_per_user"])
 
 
 def _panel(ax, s: pd.DataFrame, section: str, metric: str, policies: tuple[str, ...],

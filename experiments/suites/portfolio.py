@@ -59,7 +59,7 @@ from estimators.heads import make_learner
 from estimators.precision import float64
 from experiments.configs import HeadsConfig, LoggingConfig, PolicyConfig, WorldConfig
 from experiments.suites._plotting import figure_legend, pyplot, save, series_style
-from experiments.suites.base import Suite, quiet_bar, stream
+from experiments.suites.base import Suite, mean_se, quiet_bar, stream
 from policies.allocation import allocate
 from simulators import default_params, policy_truth
 from simulators import portfolio as pf
@@ -76,7 +76,7 @@ class PortfolioSuiteConfig:
     policy: PolicyConfig = PolicyConfig()
     offer: int = 2  # the offer our holdout tests against no-offer
     reach_a: tuple[float, ...] = (0.2, 0.1)  # state A: untargeted reach per other program
-    changed: int = 1  # the program that changes between A and B
+    changed: int = -1  # the program that changes between A and B (an index; -1: the last)
     reach_b: float = 0.7  # its reach intercept under B (as a probability)
     targeting: float = 1.5  # its targeting strength under B
     sweep_reach: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -89,13 +89,15 @@ class PortfolioSuiteConfig:
 
     def __post_init__(self) -> None:
         name = "PortfolioSuiteConfig"
-        if len(self.reach_a) != self.world.n_programs or not all(
-                0 < r < 1 for r in self.reach_a):
-            raise ValueError(f"{name}.reach_a: one reach in (0, 1) per program "
-                             f"({self.world.n_programs}), got {self.reach_a}.")
-        if not 0 <= self.changed < self.world.n_programs:
-            raise ValueError(f"{name}.changed: a program index in [0, {self.world.n_programs}), "
-                             f"got {self.changed}.")
+        p = self.world.n_programs
+        if p < 1:
+            raise ValueError(f"{name}: the portfolio suite needs other programs, got "
+                             "world.n_programs=0. Fix: world.n_programs >= 1.")
+        if not self.reach_a or not all(0 < r < 1 for r in self.reach_a):
+            raise ValueError(f"{name}.reach_a: reaches in (0, 1), got {self.reach_a}.")
+        if not -p <= self.changed < p:
+            raise ValueError(f"{name}.changed: a program index in [-{p}, {p}) (negative from the "
+                             f"end), got {self.changed}.")
         if not all(0 < r < 1 for r in (self.reach_b, *self.sweep_reach)):
             raise ValueError(f"{name}.reach_b/sweep_reach: reaches must lie in (0, 1).")
         if not all(0 <= s <= 1 for s in self.sweep_sub_additivity):
@@ -104,13 +106,25 @@ class PortfolioSuiteConfig:
             raise ValueError(f"{name}.offer: in [1, {self.world.n_offers}], got {self.offer}.")
         for field in ("program_cost", "program_budget"):
             v = getattr(self, field)
-            if len(v) != self.world.n_programs or not all(c >= 0 for c in v):
-                raise ValueError(f"{name}.{field}: one value >= 0 per program "
-                                 f"({self.world.n_programs}), got {v}.")
+            if not v or not all(c >= 0 for c in v):
+                raise ValueError(f"{name}.{field}: values >= 0, got {v}.")
         if self.n_train < 100 or self.n_eval < 100 or not (self.n_learn == 0
                                                            or self.n_learn >= 100):
             raise ValueError(f"{name}.n_train/n_eval/n_learn: at least 100 users (n_learn: or "
                              "0).")
+
+    def per_program(self, field: str) -> tuple[float, ...]:
+        """``field`` (``reach_a``, ``program_cost``, ``program_budget``) for each of the
+        world's ``n_programs`` programs: its first values, the last one repeated for programs
+        beyond its length (so a ``world.n_programs`` sweep needs no other change)."""
+        v = getattr(self, field)
+        p = self.world.n_programs
+        return tuple(v[:p]) + (v[-1],) * max(0, p - len(v))
+
+    @property
+    def changed_program(self) -> int:
+        """The index (>= 0) of the program that changes between A and B."""
+        return self.changed % self.world.n_programs
 
     @classmethod
     def compact(cls) -> PortfolioSuiteConfig:
@@ -135,16 +149,16 @@ def _split(arrays, n: int):
 def states(cfg: PortfolioSuiteConfig, params, reach_b: float | None = None
            ) -> tuple[pf.PortfolioState, pf.PortfolioState]:
     """The suite's states ``(A, B)`` (see the module docstring)."""
-    a = pf.PortfolioState.untargeted(cfg.reach_a)
+    a = pf.PortfolioState.untargeted(cfg.per_program("reach_a"))
     reach_b = cfg.reach_b if reach_b is None else reach_b
     het = np.asarray(params.het_coef, dtype=np.float64)
     feat = np.zeros((cfg.world.n_programs, het.shape[0]))
     score = np.zeros(cfg.world.n_programs)
     intercept = np.asarray(a.intercept)
-    intercept[cfg.changed] = math.log(reach_b / (1 - reach_b))
+    intercept[cfg.changed_program] = math.log(reach_b / (1 - reach_b))
     if np.linalg.norm(het) > 0:
-        feat[cfg.changed] = cfg.targeting * het / np.linalg.norm(het)
-    score[cfg.changed] = -cfg.targeting
+        feat[cfg.changed_program] = cfg.targeting * het / np.linalg.norm(het)
+    score[cfg.changed_program] = -cfg.targeting
     b = pf.PortfolioState(intercept=tuple(intercept), score_coef=tuple(score),
                           feature_coef=tuple(map(tuple, feat)))
     return a, b
@@ -310,8 +324,8 @@ def run(cfg: PortfolioSuiteConfig, *, seed: int, progress: bool = True) -> pd.Da
                                              state_b).items():
             add("learned", design, 0.0, **metrics)
     coord = pf.coordinated_allocation(params, state_a, evaluation, joint_eval, budget_ours=budget,
-                                      budget_programs=cfg.program_budget,
-                                      program_cost=cfg.program_cost)
+                                      budget_programs=cfg.per_program("program_budget"),
+                                      program_cost=cfg.per_program("program_cost"))
     for policy, c in coord.items():
         add("coordinated", policy, 0.0, true_incremental_value=c.value,
             true_incremental_cost=c.cost,
@@ -321,7 +335,8 @@ def run(cfg: PortfolioSuiteConfig, *, seed: int, progress: bool = True) -> pd.Da
     for reach in cfg.sweep_reach:
         a, b = states(cfg, params, reach_b=reach)
         la, lb = _exact_bias(params, train, joint_train, a, b, cfg.offer)
-        overlap = float(np.asarray(pf.program_propensity(params, b, train))[:, cfg.changed].mean())
+        reach_b = np.asarray(pf.program_propensity(params, b, train))
+        overlap = float(reach_b[:, cfg.changed_program].mean())
         regret = _allocation_rows(params, evaluation, joint_eval, a, b, budget)
         add("sweep_reach", "exact_independent", reach, overlap=overlap,
             relative_bias_value=(la[0] - lb[0]) / la[0],
@@ -343,10 +358,7 @@ def run(cfg: PortfolioSuiteConfig, *, seed: int, progress: bool = True) -> pd.Da
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean, standard error over seeds and count per (section, design, level, metric)."""
-    g = df.groupby(["section", "design", "level", "metric"])["value"]
-    out = g.agg(["mean", "std", "count"]).reset_index()
-    out["se"] = out["std"].fillna(0.0) / np.sqrt(out["count"])
-    return out.drop(columns="std")
+    return mean_se(df, ["section", "design", "level", "metric"])
 
 
 def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
