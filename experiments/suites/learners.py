@@ -59,6 +59,14 @@ meaningful for ``hurdle``, whose occurrence part needs zero labels: every mean i
 ~2 minutes per fit at n = 2,000-8,000 on 2 cores and its PEHE was 2-3x the ridge T-learner's
 (11.1 vs 4.2 at n = 2,000; 7.7 vs 3.3 at 8,000; seed 0), so it is benchmarked on IHDP instead.
 
+**Literature worlds** (``world=nie_wager_a``, ``world=hillstrom_semi``, ``world=obp``, ...: a
+``source`` of :mod:`simulators.sources`): the one registered world replaces ``worlds``, its
+training log under ``source.logging`` and a uniform evaluation log of the same law. On a world
+without incentive cost (Nie & Wager, OBP, IHDP) only the value head is fitted and scored, and
+there is no budgeted policy (nothing to spend; ``uplift_ratio@k`` is the capacity view); learners
+of :data:`NONNEGATIVE_LABELS` (the hurdle) are not run where a value label is negative; the Qini
+ratio is NaN where the true effect is constant (Nie & Wager C: nothing to rank).
+
 The compared learners (:data:`LEARNER_HEADS`) are :class:`~estimators.heads.HeadConfig` changes
 over each head's config (``learner``: value head ridge alpha 100, cost head ridge alpha 1 by
 default; the global ``learner`` group sets them); ``hurdle`` is the stable-proxy head pair (value:
