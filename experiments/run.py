@@ -71,6 +71,17 @@ def plan(cfg: DictConfig) -> list[tuple[suite_registry.Suite, Any]]:
     return [(suite, suite.make_config(params, groups, compact=cfg.experiment.compact))]
 
 
+# run-time options: where a run writes and what it shows, not what it computes (left out of a
+# job's reproduce command, so the same job run from a script or from make results reads alike)
+RUNTIME_KEYS = ("store", "output_root", "results_root", "publish", "report", "progress",
+                "write_outputs")
+
+
+def _reproducing(overrides: list[str]) -> list[str]:
+    """The overrides that define the job (every one but the :data:`RUNTIME_KEYS`)."""
+    return [o for o in overrides if o.lstrip("+~").split("=", 1)[0] not in RUNTIME_KEYS]
+
+
 def execute(cfg: DictConfig, overrides: list[str] | None = None) -> list[Path]:
     """Run every planned (suite, config, seed) job not already complete in ``cfg.store`` (the
     working store: resumable, never the committed one, so a fresh clone really computes), then
@@ -88,8 +99,8 @@ def execute(cfg: DictConfig, overrides: list[str] | None = None) -> list[Path]:
         raise ValueError(f"seeds: {seeds} repeats a seed, which would run a job twice. Fix: "
                          "list each seed once.")
     store = ResultStore(cfg.store)
-    command = "python -m experiments.run " + shlex.join(
-        _job_overrides() if overrides is None else overrides)
+    command = "python -m experiments.run " + shlex.join(_reproducing(
+        _job_overrides() if overrides is None else overrides))
     tracker = _mlflow(cfg)
     written: list[Path] = []
     bar = tqdm(total=len(jobs) * len(seeds), desc="jobs", disable=quiet_bar(cfg.progress))

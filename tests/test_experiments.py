@@ -482,3 +482,14 @@ def test_a_launcher_without_its_plugin_names_the_extra():
     with pytest.raises(ValueError, match=r"pip install -e '\.\[cluster\]'"):
         check_launcher_extras(["hydra/launcher=slurm"])
     check_launcher_extras(["hydra/launcher=local", "seeds=[0]"])  # installed: nothing raised
+
+
+def test_reproduce_commands_leave_out_runtime_options():
+    """Where a run writes and what it prints do not define the job: a job run from a script with
+    store=/progress= overrides records the same command as make results' job."""
+    from experiments.run import _reproducing
+
+    assert _reproducing(["experiment=learners", "world=nie_wager_a", "store=outputs/store",
+                         "write_outputs=false", "report=false", "progress=false",
+                         "+publish=true", "seeds=[0,1]"]) == [
+        "experiment=learners", "world=nie_wager_a", "seeds=[0,1]"]
