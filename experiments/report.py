@@ -258,8 +258,10 @@ def _worlds_blocks(store: ResultStore, stored_suites: set[str]) -> list[tuple]:
         if name == "obp":
             out.append(("p", "OBP's own estimators on our logs: `results/obp/"
                          "obp_side_by_side.md` (`scripts/obp_side_by_side.py`)."))
-        for suite, chash, command in sorted(ran.get(name, [])):
-            out += [("p", f"Ours: [{suite} on {name}](#{suite}-{chash})"),
+        for suite, chash, command in sorted(ran.get(name, []), key=lambda r: (r[0], r[2])):
+            picked = [a.split("=", 1)[1] for a in command.split() if a.startswith("world=")]
+            label = f"world={picked[0]}" if picked else name
+            out += [("p", f"Ours: [{suite} on {label}](#{suite}-{chash})"),
                     ("code", command)]
     return out
 

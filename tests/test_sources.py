@@ -156,3 +156,26 @@ def test_ihdp_world_relogs_the_rows_by_a_randomised_trial() -> None:
     with pytest.raises(ValueError, match="propensity is unknown"):
         draw_source(jax.random.key(0), SourceConfig(name="ihdp", logging="uniform"), 10,
                     logging="native")
+
+
+def test_report_has_a_page_per_world_with_our_jobs_on_it(tmp_path) -> None:
+    import pandas as pd
+
+    from experiments.report import write_report
+    from experiments.store import ResultStore
+
+    suite = registry.load("learners")
+    cfg = suite.make_config(groups={"source": {"name": "nie_wager"}}, compact=True)
+    rows = pd.DataFrame({"world": ["nie_wager_A"], "logging": ["native"], "n": [500],
+                         "learner": ["t"], "head": ["value"], "metric": ["pehe"],
+                         "value": [0.3], "seed": [0]})
+    store = ResultStore(tmp_path / "store")
+    chash = config_hash("learners", cfg)
+    store.write("learners", cfg, 0, rows,
+                command="python -m experiments.run experiment=learners world=nie_wager_a")
+    text = write_report(store, tmp_path / "REPORT.md").read_text()
+    assert "## Worlds" in text
+    for name in SOURCES:
+        assert f"### world: {name}" in text
+    assert f"[learners on world=nie_wager_a](#learners-{chash})" in text
+    assert "`world=hillstrom_semi`" in text
