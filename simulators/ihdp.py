@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from estimators.checks import fail
+from estimators.checks import check_int, fail
 from simulators.data import LoggedData, Truth
 from simulators.hillstrom import _DATASETS, _checksums, _is_vendored, _read_checked
 
@@ -197,10 +197,8 @@ class IHDPWorldConfig:
     replication: int = 1
 
     def __post_init__(self) -> None:
-        r = self.replication
-        if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= N_REPLICATIONS:
-            fail("IHDPWorldConfig.replication", f"expected an integer replication in "
-                 f"1..{N_REPLICATIONS}, got {r!r}", "use e.g. replication=1")
+        check_int("IHDPWorldConfig.replication", self.replication, "use e.g. replication=1",
+                  low=1, high=N_REPLICATIONS)
 
 
 def ihdp_world_logged_data(key: jax.Array, config: IHDPWorldConfig, n: int, *,
@@ -217,8 +215,7 @@ def ihdp_world_logged_data(key: jax.Array, config: IHDPWorldConfig, n: int, *,
              "propensity is unknown, so it has no native log with propensities",
              "use source.logging=uniform (the rows re-logged by a randomised trial; "
              "experiment=ihdp runs the literature's protocol on the original assignment)")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        fail("n", f"expected an int >= 1, got {n!r}", "e.g. n=2000")
+    n = check_int("n", n, "e.g. n=2000", low=1)
     d = load_ihdp(config.replication)
     k_rows, k_w = jax.random.split(key)
     rows = np.asarray(jax.random.randint(k_rows, (n,), 0, d.treatment.shape[0]))

@@ -51,17 +51,20 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from estimators.checks import fail
+from estimators.checks import check_int, fail
 from simulators import hillstrom_world, obp_world
 from simulators.data import LoggedData
 from simulators.hillstrom_world import HillstromWorldConfig, hillstrom_world_logged_data
 from simulators.ihdp import IHDPWorldConfig, ihdp_world_logged_data
 from simulators.lbcf import LBCFConfig, lbcf_logged_data
+from simulators.logging_policies import LoggingConfig
 from simulators.nie_wager import NieWagerConfig, nie_wager_logged_data
 from simulators.obp_world import OBPWorldConfig, obp_world_logged_data
+from simulators.simulate import simulate, simulate_batch
+from simulators.world import WorldConfig, default_params
 
-__all__ = ["LOGGINGS", "SOURCES", "SYNTHETIC", "SourceConfig", "WorldSource", "draw_source",
-           "draw_source_batch"]
+__all__ = ["LOGGINGS", "SOURCES", "SYNTHETIC", "SourceConfig", "WorldSource", "draw_log",
+           "draw_log_batch", "draw_source"]
 
 SYNTHETIC = "synthetic"
 LOGGINGS = ("native", "uniform")
@@ -204,18 +207,36 @@ class SourceConfig:
 def draw_source(key: jax.Array, source: SourceConfig, n: int, *,
                 logging: str | None = None) -> LoggedData:
     """``n`` users of the registered world ``source`` from ``key``, logged by ``logging``
-    (default ``source.logging``), with their truth."""
+    (default ``source.logging``), with their truth; a design the world cannot draw is its
+    draw's ``ValueError`` (IHDP's says why it has no native log)."""
     logging = source.logging if logging is None else logging
     if logging not in LOGGINGS:
         fail("logging", f"unknown {logging!r}", f"use one of {LOGGINGS}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        fail("n", f"expected an int >= 1, got {n!r}", "e.g. n=2000")
-    return source.world.draw(key, source.config, n, logging=logging)
+    return source.world.draw(key, source.config, check_int("n", n, "e.g. n=2000", low=1),
+                             logging=logging)
 
 
-def draw_source_batch(keys: jax.Array, source: SourceConfig, n: int, *,
-                      logging: str | None = None) -> LoggedData:
-    """One log per key (each validated by :func:`draw_source`), stacked on a leading axis: the
-    batch :func:`simulators.simulate_batch` returns for the synthetic world."""
-    logs = [draw_source(k, source, n, logging=logging) for k in keys]
+_UNIFORM = LoggingConfig(kind="uniform")
+
+
+def draw_log(key: jax.Array, source: SourceConfig, world: WorldConfig, n: int,
+             logging: LoggingConfig, *, uniform: bool = False) -> LoggedData:
+    """A suite's log of ``n`` users, the one place a suite that nests a ``source`` draws them:
+    on the synthetic ``world`` :func:`simulators.simulate` under ``logging``; on a registered
+    world :func:`draw_source` under its own design ``source.logging`` (``logging`` is the
+    synthetic world's logger). ``uniform``: a uniform randomised log on either."""
+    if source.synthetic:
+        return simulate(key, default_params(world), world, n, _UNIFORM if uniform else logging)
+    return draw_source(key, source, n, logging="uniform" if uniform else None)
+
+
+def draw_log_batch(keys: jax.Array, source: SourceConfig, world: WorldConfig, n: int,
+                   logging: LoggingConfig, *, uniform: bool = False) -> LoggedData:
+    """One log per key stacked on a leading axis, as :func:`draw_log` draws them:
+    :func:`simulators.simulate_batch` (one compiled call) on the synthetic world; each
+    registered world's log validated by :func:`draw_source`, then stacked."""
+    if source.synthetic:
+        return simulate_batch(keys, default_params(world), world, n,
+                              _UNIFORM if uniform else logging)
+    logs = [draw_source(k, source, n, logging="uniform" if uniform else None) for k in keys]
     return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *logs)

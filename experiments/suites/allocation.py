@@ -36,8 +36,8 @@ from experiments.store import OMIT_AT_DEFAULT, atomic_write
 from experiments.suites._plotting import figure_legend, log_axis, pyplot, save, series_style
 from experiments.suites.base import Suite, mean_se, stream
 from policies import baselines
-from simulators import default_params, policy_truth, simulate
-from simulators.sources import draw_source
+from simulators import policy_truth
+from simulators.sources import draw_log
 
 __all__ = ["CONSTRAINTS", "POLICIES", "SUITE", "AllocationSuiteConfig", "features", "plot", "run",
            "write_results"]
@@ -119,15 +119,9 @@ def run(cfg: AllocationSuiteConfig, *, seed: int, progress: bool = True) -> pd.D
     ``stream(seed, "train")``, ``stream(seed, "eval")`` (the training log follows ``logging``, the
     evaluation population is uniform), ``stream(seed, "policy", level, i)`` for the random
     baselines at each budget level."""
-    world, source = cfg.world, cfg.source
-    if source.synthetic:
-        params = default_params(world)
-        train = simulate(stream(seed, "train"), params, world, cfg.n_train, cfg.logging)
-        ev = simulate(stream(seed, "eval"), params, world, cfg.n_eval,
-                      LoggingConfig(kind="uniform"))
-    else:  # a literature world with incentive cost (a budget to allocate)
-        train = draw_source(stream(seed, "train"), source, cfg.n_train)
-        ev = draw_source(stream(seed, "eval"), source, cfg.n_eval, logging="uniform")
+    train = draw_log(stream(seed, "train"), cfg.source, cfg.world, cfg.n_train, cfg.logging)
+    ev = draw_log(stream(seed, "eval"), cfg.source, cfg.world, cfg.n_eval, cfg.logging,
+                  uniform=True)
     n_actions = ev.n_actions
     f_train = features(train.x, train.segment)
     f_eval = features(ev.x, ev.segment)

@@ -107,9 +107,9 @@ from experiments.store import OMIT_AT_DEFAULT, atomic_write
 from experiments.suites._plotting import figure_legend, log_axis, pyplot, save, series_style
 from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate
-from simulators import default_params, policy_truth, simulate
+from simulators import policy_truth
 from simulators.oracle import optimal_policy
-from simulators.sources import draw_source
+from simulators.sources import draw_log
 
 __all__ = ["SUITE", "LearnersSuiteConfig", "plot", "run", "write_results"]
 
@@ -352,14 +352,10 @@ def _logs(cfg: LearnersSuiteConfig, seed: int, world_name: str, kind: str, n_off
     """The training log (``n`` rows under logging ``kind``) and the uniform evaluation log
     (``n_eval`` rows) of one world, from ``stream(seed, "train" / "eval", world_name, n)``."""
     k_train, k_eval = (stream(seed, part, world_name, n) for part in ("train", "eval"))
-    if not cfg.source.synthetic:
-        return (draw_source(k_train, cfg.source, n),
-                draw_source(k_eval, cfg.source, cfg.n_eval, logging="uniform"))
     world = dataclasses.replace(cfg.world, n_offers=n_offers)
-    params = default_params(world)
-    logging = dataclasses.replace(cfg.logging, kind=kind)
-    return (simulate(k_train, params, world, n, logging),
-            simulate(k_eval, params, world, cfg.n_eval, LoggingConfig(kind="uniform")))
+    logging = dataclasses.replace(cfg.logging, kind=kind) if cfg.source.synthetic else cfg.logging
+    return (draw_log(k_train, cfg.source, world, n, logging),
+            draw_log(k_eval, cfg.source, world, cfg.n_eval, logging, uniform=True))
 
 
 def run(cfg: LearnersSuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
@@ -409,7 +405,7 @@ def run(cfg: LearnersSuiteConfig, *, seed: int, progress: bool = True) -> pd.Dat
                      for c, v in zip(cfg.curve_costs, oracle_curve, strict=True)]
         oracle = {b: policy_truth(evaluation.truth, np.asarray(optimal_policy(
             evaluation.truth, b * evaluation.n, eligible=evaluation.eligible).action_dist),
-            eligible=evaluation.eligible) for b in cfg.budgets}
+            eligible=evaluation.eligible) for b in (cfg.budgets if "cost" in heads else ())}
         noisy = {"value": train.value, "cost": train.cost}
         clean = dict(zip(("value", "cost"), _noiseless_labels(train), strict=True))
         fits = [(name, name, noisy) for name in cfg.learners]

@@ -53,8 +53,7 @@ from experiments.store import OMIT_AT_DEFAULT, atomic_write
 from experiments.suites._plotting import figure_legend, log_axis, pyplot, save, series_style
 from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate, allocate_at_price
-from simulators import default_params, simulate, simulate_batch
-from simulators.sources import draw_source, draw_source_batch
+from simulators.sources import draw_log, draw_log_batch
 
 __all__ = ["SUITE", "OPESuiteConfig", "plot", "run", "write_results"]
 
@@ -149,27 +148,23 @@ class _Models:
         return np.asarray(alloc.action_dist).reshape(eligible.shape)
 
 
+def _outcomes(value: Any, cost: Any, truth: Any, has_cost: bool, *,
+              with_reward: bool = False) -> list[tuple]:
+    """``(outcome, mu)`` pairs (``(outcome, reward, mu)`` ``with_reward``): value, and cost on a
+    world with incentive cost."""
+    pairs = [("value", value, truth.mu_value), ("cost", cost, truth.mu_cost)][:1 + has_cost]
+    return pairs if with_reward else [(o, mu) for o, _, mu in pairs]
+
+
 def run(cfg: OPESuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFrame:
     """Tidy rows ``(logging, n, target, outcome, estimator, metric, value, seed, n_replicates)``.
     Streams: ``stream(seed, "train")``, ``("reference")``, ``("softmax_target")`` and
     ``stream(seed, "logs", logging, n)`` split into the replicates."""
     world, source = cfg.world, cfg.source
-    params = default_params(world) if source.synthetic else None
-    uniform = LoggingConfig(kind="uniform")
-
-    def draw(key: jax.Array, n: int) -> Any:  # a uniform log of the suite's world
-        if source.synthetic:
-            return simulate(key, params, world, n, uniform)
-        return draw_source(key, source, n, logging="uniform")
-
-    def draw_batch(keys: jax.Array, n: int, lg: str) -> Any:
-        if source.synthetic:
-            return simulate_batch(keys, params, world, n, dataclasses.replace(cfg.logging,
-                                                                                kind=lg))
-        return draw_source_batch(keys, source, n, logging=lg)
-
-    train = draw(stream(seed, "train"), cfg.n_train)
-    ref = draw(stream(seed, "reference"), cfg.n_reference)
+    train = draw_log(stream(seed, "train"), source, world, cfg.n_train, cfg.logging,
+                     uniform=True)
+    ref = draw_log(stream(seed, "reference"), source, world, cfg.n_reference, cfg.logging,
+                   uniform=True)
     models = _Models(cfg.learner, train, ref, cfg.policy.budget_per_user)
     every = {"allocation": models.allocation,
              "softmax": _softmax_policy(stream(seed, "softmax_target"), ref.x.shape[1],
@@ -177,27 +172,28 @@ def run(cfg: OPESuiteConfig, *, seed: int, progress: bool = True) -> pd.DataFram
              "offer_1": _offer_1}
     policies = {t: every[t] for t in cfg.targets}
     # a world without incentive cost (Nie & Wager) has no cost outcome to estimate
-    outcomes = ("value", "cost") if np.any(np.asarray(ref.truth.mu_cost)) else ("value",)
+    has_cost = bool(np.any(np.asarray(ref.truth.mu_cost)))
     oracle = {}
     for t, fn in policies.items():
         pi = fn(ref.x, ref.eligible)
-        for outcome, mu in (("value", ref.truth.mu_value), ("cost", ref.truth.mu_cost)
-                            )[:len(outcomes)]:
+        for outcome, mu in _outcomes(ref.value, ref.cost, ref.truth, has_cost):
             per_user = np.sum(pi * np.asarray(mu), axis=1)
             oracle[t, outcome] = (per_user.mean(), per_user.std(ddof=1) / np.sqrt(len(pi)))
     rows: list[dict[str, Any]] = []
     loggings = cfg.loggings if source.synthetic else (source.logging,)
     jobs = [(lg, n) for lg in loggings for n in cfg.ns]
     for lg, n in tqdm(jobs, desc="ope suite", disable=quiet_bar(progress), leave=False):
+        # the synthetic world's logger of this kind; a registered world logs by its own design
+        logging = dataclasses.replace(cfg.logging, kind=lg) if source.synthetic else cfg.logging
         keys = jax.random.split(stream(seed, "logs", lg, n), cfg.n_replicates)
         ests: dict[tuple[str, str, str], list[ope.Estimate]] = {}
         exact: dict[tuple[str, str], list[np.ndarray]] = {}
         for start in range(0, cfg.n_replicates, cfg.chunk):
-            b = draw_batch(keys[start:start + cfg.chunk], n, lg)
+            b = draw_log_batch(keys[start:start + cfg.chunk], source, world, n, logging)
             x, elig = np.asarray(b.x), np.asarray(b.eligible)
             base = dict(action=np.asarray(b.action), pscore=np.asarray(b.pscore))
-            for outcome, reward, mu in (("value", b.value, b.truth.mu_value),
-                                        ("cost", b.cost, b.truth.mu_cost))[:len(outcomes)]:
+            for outcome, reward, mu in _outcomes(b.value, b.cost, b.truth, has_cost,
+                                                 with_reward=True):
                 q = models.q_hat(x, outcome)
                 for t, fn in policies.items():
                     pi = fn(x, elig)
