@@ -57,7 +57,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -75,6 +74,7 @@ if str(ROOT) not in sys.path:
 
 from estimators.ope import ESTIMATORS, NEEDS_LAMBDA, NEEDS_Q_HAT, estimate_batch  # noqa: E402
 from estimators.precision import enable_float64  # noqa: E402
+from experiments.store import atomic_write  # noqa: E402
 from simulators.obp_world import (  # noqa: E402
     PUBLISHED_RELATIVE_EE,
     OBPWorldConfig,
@@ -318,19 +318,6 @@ def summarise(setting: tuple[int, float, int], batch: Batch, mine: dict[str, np.
     return rows
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _fmt(v: float, digits: int = 4) -> str:
     if v != v:  # NaN
         return "-"
@@ -472,9 +459,9 @@ def main(argv: list[str] | None = None) -> int:
                    f"|grad| {batch.newton_grad.max():.1e}")
     table = pd.DataFrame(rows)
     elapsed = time.perf_counter() - t0
-    write_atomic(args.out / "obp_side_by_side.csv", table.to_csv(index=False))
-    write_atomic(args.out / "obp_side_by_side.md",
-                 markdown(table, args, versions, obp_error if obp is None else "", elapsed))
+    atomic_write(args.out / "obp_side_by_side.csv", lambda tmp: table.to_csv(tmp, index=False))
+    text = markdown(table, args, versions, obp_error if obp is None else "", elapsed)
+    atomic_write(args.out / "obp_side_by_side.md", lambda tmp: Path(tmp).write_text(text))
     print(table[["n_actions", "beta", "n", "estimator", "ours_mean", "obp_mean", "max_abs_diff",
                  "rel_ee_ours_mean", "rel_ee_obp_mean"]].to_string(index=False))
     print(f"wrote {args.out / 'obp_side_by_side.md'} ({elapsed:.0f} s)")

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from estimators.checks import fail
+from estimators.checks import check_int, fail
 from estimators.precision import float64
 from policies.allocation import allocate
 from simulators.data import LoggedData, Truth
@@ -312,9 +312,7 @@ def _hajek_diff(y: np.ndarray, treated: np.ndarray, w: np.ndarray) -> tuple[floa
 
 def _check_offer(params: WorldParams, offer: int) -> int:
     k = int(np.shape(params.face_value)[0]) - 1
-    if isinstance(offer, bool) or not isinstance(offer, int | np.integer) or not 1 <= offer <= k:
-        fail("offer", f"must be an offer index in [1, {k}], got {offer!r}", "e.g. offer=2")
-    return int(offer)
+    return check_int("offer", offer, "e.g. offer=2", low=1, high=k)
 
 
 def _experiment(key: jax.Array, params: WorldParams, users: Users, offer: int,

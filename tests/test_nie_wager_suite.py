@@ -134,6 +134,9 @@ def test_r_learner_penalty_is_gcv_on_the_r_learners_own_problem():
         x, data.action, y, action_prob=data.action_prob, n_actions=2)
     m_hat = np.asarray(cross_fit(Ridge(), x, y, fold_ids(300, 2, jax.random.key(0)),
                                  n_folds=2).predictions)
+    # the penalty it picked is the GCV minimiser of that weighted ridge over the grid
+    scores = [_gcv_brute(x, (y - m_hat) / (w - e), (w - e) ** 2, a) for a in GCV_ALPHAS]
+    assert alpha == GCV_ALPHAS[int(np.argmin(scores))]
     ridge = Ridge(alpha=alpha).fit(x, (y - m_hat) / (w - e), (w - e) ** 2)
     np.testing.assert_allclose(np.asarray(learner.predict_tau(x))[:, 1],
                                x @ np.asarray(ridge.coef) + float(ridge.intercept),

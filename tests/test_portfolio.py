@@ -55,9 +55,12 @@ def test_marginal_truth_matches_monte_carlo(users, joint):
     o = np.asarray(drawn.other_actions)
     se = np.sqrt(pi.mean(0) * (1 - pi.mean(0)) / n)
     np.testing.assert_array_less(np.abs(o.mean(0) - pi.mean(0)), 4 * se)
-    # and the marginal differs from the world's state-conditional truth where it should
+    # the logged propensities are the state's: their product is the probability of the logged
+    # joint assignment (row j of assignments() has the binary digits of j)
     lp = np.asarray(pf.logged_propensity(PARAMS, state_b, drawn))
-    assert lp.shape == (n, 2) and np.all((lp > 0) & (lp <= 1))
+    cell = o @ (2 ** np.arange(o.shape[1])[::-1])
+    joint = np.asarray(pf.assignment_probabilities(PARAMS, state_b, drawn))
+    np.testing.assert_allclose(np.prod(lp, axis=1), joint[np.arange(n), cell], rtol=1e-12)
 
 
 def test_joint_truth_pieces_and_mixture(users, joint):

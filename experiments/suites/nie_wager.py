@@ -73,7 +73,7 @@ from estimators.heads import HeadConfig, make_learner
 from estimators.precision import float64, float64_methods
 from experiments.store import atomic_write
 from experiments.suites._plotting import figure_legend, log_axis, pyplot, save, series_style
-from experiments.suites.base import Suite, quiet_bar, stream
+from experiments.suites.base import Suite, mean_se, quiet_bar, stream
 from simulators.nie_wager import (
     MIN_FEATURES,
     SETUPS,
@@ -709,8 +709,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per cell and learner: the mean test MSE over seeds (runs), its standard error, the count,
     the mean fit time, the paper's method and its published lasso and boost means there."""
     mse = df[df.metric == "mse"]
-    out = mse.groupby(_KEYS)["value"].agg(mean="mean", sd="std", count="count").reset_index()
-    out["se"] = out.pop("sd").fillna(0.0) / np.sqrt(out["count"])
+    out = mean_se(mse, _KEYS)
     secs = df[df.metric == "fit_seconds"].groupby(_KEYS)["value"].mean().rename("fit_seconds")
     out = out.merge(secs.reset_index(), on=_KEYS, how="left")
     out["method"] = [NW_LEARNERS[lr].method if lr in NW_LEARNERS else None
