@@ -7,11 +7,14 @@ from typing import Literal
 
 from estimators.checks import fail
 from experiments.configs import HeadsConfig, PolicyConfig, WorldConfig
+from experiments.store import OMIT_AT_DEFAULT
 
-__all__ = ["UPDATES", "ExplorationConfig", "GateConfig", "LoopConfig", "OnlineTestConfig"]
+__all__ = ["PACING_KINDS", "UPDATES", "ExplorationConfig", "GateConfig", "LoopConfig",
+           "OnlineTestConfig"]
 
 EXPLORATION_KINDS = ("none", "epsilon", "floor", "thompson")
 UPDATES = ("gated", "retrain", "recalibrate", "static")
+PACING_KINDS = ("none", "liability")
 
 
 def _unit(field: str, value: float, *, low_open: bool = False, high_open: bool = False) -> None:
@@ -79,7 +82,11 @@ class OnlineTestConfig:
     the value difference is above 0, roll back when it is below, keep the incumbent when it is
     still inconclusive after ``max_rounds``. ``enabled=False``: a candidate that passes the gate
     is promoted at once (OPE alone). ``share``: the candidate's share of non-holdout users.
-    ``cuped``: adjust by the users' pre-period no-offer value."""
+    ``cuped``: adjust by the users' pre-period no-offer value. ``cost_guardrail``: roll back at
+    the first look where the always-valid lower bound of the candidate's cost increase per user
+    (on the costs redeemed within the serving round, rescaled to the eventual cost:
+    :mod:`experiments.loop.online_test`) exceeds ``cost_tolerance * budget_per_user``. Every test
+    also reports both policies against the holdout (their incremental value, with truth)."""
 
     enabled: bool = True
     share: float = 0.5
@@ -88,6 +95,8 @@ class OnlineTestConfig:
     alpha: float = 0.05
     method: Literal["cs", "naive"] = "cs"
     cuped: bool = True
+    cost_guardrail: bool = dataclasses.field(default=True, metadata=OMIT_AT_DEFAULT)
+    cost_tolerance: float = dataclasses.field(default=0.1, metadata=OMIT_AT_DEFAULT)
 
     def __post_init__(self) -> None:
         _unit("online_test.share", self.share, low_open=True, high_open=True)
@@ -96,6 +105,14 @@ class OnlineTestConfig:
         _unit("online_test.alpha", self.alpha, low_open=True, high_open=True)
         if self.method not in ("cs", "naive"):
             fail("online_test.method", f"unknown {self.method!r}", "'cs' or 'naive'")
+        if isinstance(self.cost_guardrail, int) and not isinstance(self.cost_guardrail, bool):
+            fail("online_test.cost_guardrail", f"must be true or false, got "
+                 f"{self.cost_guardrail!r}", "true")
+        if (isinstance(self.cost_tolerance, bool) or not isinstance(self.cost_tolerance,
+                                                                    int | float)
+                or not 0 <= self.cost_tolerance < float("inf")):
+            fail("online_test.cost_tolerance", f"must be a finite number >= 0, got "
+                 f"{self.cost_tolerance!r}", "e.g. 0.1 (10 % of the budget per user)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +135,14 @@ class LoopConfig:
     ``serving_skew``: the candidate's serving features differ from training (features 0-1 served
     as ``(1 - 2 s) x``: a feature-parity bug the logs do not show,
     :meth:`FittedPolicy.features`). ``portfolio_reach``: from round ``portfolio_change_round``
-    the other programs reach that multiple of their audience."""
+    the other programs reach that multiple of their audience. ``serving_cost_scale``: the
+    candidate's cost predictions are multiplied by it at serving only (a cost-pipeline bug the
+    offline gate does not see; 1 = none). ``pacing``: ``none`` allocates ``budget_per_user`` every
+    round under the heads; ``liability`` paces one total budget, ``budget_per_user`` per served
+    user over all ``rounds``, by :func:`policies.pacing.pacing_step`: each round's allocator budget
+    is what is left after the cost paid so far and the outstanding liability of issued offers
+    (the world's redemption-lag mean), spread over the rounds left and deflated by the ratio of
+    realised to predicted cost on matured cohorts."""
 
     world: WorldConfig = WorldConfig()
     learner: HeadsConfig = HeadsConfig()
@@ -140,8 +164,18 @@ class LoopConfig:
     serving_skew: float = 0.0
     portfolio_reach: float = 1.0
     portfolio_change_round: int = 0
+    serving_cost_scale: float = dataclasses.field(default=1.0, metadata=OMIT_AT_DEFAULT)
+    pacing: Literal["none", "liability"] = dataclasses.field(default="none",
+                                                            metadata=OMIT_AT_DEFAULT)
 
     def __post_init__(self) -> None:
+        if self.pacing not in PACING_KINDS:
+            fail("pacing", f"unknown {self.pacing!r}", f"one of {PACING_KINDS}")
+        if (isinstance(self.serving_cost_scale, bool)
+                or not isinstance(self.serving_cost_scale, int | float)
+                or not 0 < self.serving_cost_scale < float("inf")):
+            fail("serving_cost_scale", f"must be a finite number > 0, got "
+                 f"{self.serving_cost_scale!r}", "1.0 (no cost-pipeline bug), e.g. 0.5")
         if self.update not in UPDATES:
             fail("update", f"unknown {self.update!r}", f"one of {UPDATES}")
         _count("rounds", self.rounds, 1)

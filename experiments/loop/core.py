@@ -57,6 +57,7 @@ from experiments.loop.serving import Allocator, FittedPolicy, budgeted_allocator
 from experiments.store import atomic_write
 from experiments.suites.base import quiet_bar, stream, stream_id
 from policies.allocation import allocate
+from policies.pacing import pacing_step
 from simulators import LoggedData, LoggingConfig, Truth, default_params, policy_truth, simulate
 from simulators.deploy import deploy, draw_population, pre_period_value
 
@@ -133,7 +134,8 @@ class ClosedLoop:
         gate[order[:m]] = True
         return gate
 
-    def _fit(self, log: LoggedData, r: int, policy_id: int, shift: float) -> FittedPolicy:
+    def _fit(self, log: LoggedData, r: int, policy_id: int, shift: float,
+             cost_scale: float = 1.0) -> FittedPolicy:
         heads = self.fit_heads(log, self._key("fit", r))
         draws = None
         if self.config.exploration.kind == "thompson" and not all(
@@ -143,7 +145,7 @@ class ClosedLoop:
                                                    self.config.exploration.n_draws)):
                 rows = np.asarray(jax.random.randint(k, (log.n,), 0, log.n))
                 draws.append(self.fit_heads(log.subset(rows), jax.random.fold_in(k, s)))
-        return FittedPolicy(heads, policy_id, r, shift, draws)
+        return FittedPolicy(heads, policy_id, r, shift, draws, serving_cost_scale=cost_scale)
 
     # --------------------------------------------------------------------------------- init
     def init(self) -> LoopState:
@@ -173,6 +175,9 @@ class ClosedLoop:
         pop = draw_population(self._key("users", r), params, cfg.world, n, cfg.period(r))
         x, elig = np.asarray(pop.users.x), np.asarray(pop.users.eligible)
         budget = budget_pu * n
+        rec: dict[str, Any] = dict(round=r, period=cfg.period(r), n_users=n)
+        if cfg.pacing == "liability":
+            budget = self._paced_budget(state, r, params, rec)
 
         inc_dep, inc_target = serve(state.incumbent, x, elig, budget=budget,
                                     exploration=cfg.exploration, allocator=self.allocator)
@@ -204,9 +209,12 @@ class ClosedLoop:
         tau_c = truth.mu_cost - truth.mu_cost[:, :1]
         oracle = allocate(tau_v, tau_c, budget=budget, eligible=elig)
         oracle_t = policy_truth(truth, oracle.action_dist, eligible=elig)
-        rec: dict[str, Any] = dict(round=r, period=cfg.period(r), n_users=n,
-                                   incumbent_id=state.incumbent.policy_id,
-                                   oracle_value=oracle_t.incremental_value)
+        rec.update(incumbent_id=state.incumbent.policy_id,
+                   oracle_value=oracle_t.incremental_value)
+        if cfg.pacing == "liability":
+            rec["pacing_issued_expected"] = _issued_expected(
+                (arm_probs[1], state.incumbent, inc_dep), (arm_probs[2], state.candidate,
+                                                           cand_dep), x=x, eligible=elig)
         for name, dist in (("incumbent", inc_dep), ("incumbent_target", inc_target),
                            ("candidate", cand_dep)):
             if dist is None:
@@ -224,9 +232,14 @@ class ClosedLoop:
             test = state.test
             pre = (pre_period_value(self._key("pre", r), params, pop)
                    if cfg.online_test.cuped else None)
+            redeemed_now = np.asarray(logged.redemption_lag) == 0
             test = test.update(value=np.asarray(logged.value), arm=arm, arm_probs=arm_probs,
                                pre_value=pre, true_diff=rec["candidate_value"]
-                               - rec["incumbent_value"], n=n)
+                               - rec["incumbent_value"], n=n,
+                               cost_observed=np.where(redeemed_now, np.asarray(logged.cost), 0.0),
+                               true_cost_diff=rec["candidate_cost"] - rec["incumbent_cost"],
+                               true_candidate_lift=rec["candidate_value"],
+                               true_incumbent_lift=rec["incumbent_value"])
             rec.update(test.record(prefix="test_"))
             rec["candidate_id"] = state.candidate.policy_id
             if test.decision != "running":
@@ -277,8 +290,7 @@ class ClosedLoop:
         if not (mature & (state.log["cohort"] >= 0)).any():
             return  # no deployment cohort has matured yet: the pilot already trained the incumbent
         log = _as_logged(state.log, train, cost_seen)
-        shift = cfg.serving_skew
-        candidate = self._fit(log, r, state.next_id, shift)
+        candidate = self._fit(log, r, state.next_id, cfg.serving_skew, cfg.serving_cost_scale)
         state.next_id += 1
         rec["candidate_trained"] = candidate.policy_id
         cohort = state.log["cohort"]
@@ -320,10 +332,50 @@ class ClosedLoop:
             return
         if cfg.online_test.enabled:
             state.candidate = candidate
-            state.test = OnlineTest.start(cfg.online_test, started=r + 1)
+            state.test = OnlineTest.start(
+                cfg.online_test, started=r + 1,
+                cost_margin=cfg.online_test.cost_tolerance * cfg.policy.budget_per_user,
+                cost_observed_share=self._observed_cost_share(state, r))
         else:
             state.incumbent = candidate
             rec.update(promoted=True, promotion_right=rec["gate_should_pass"])
+
+    def _observed_cost_share(self, state: LoopState, r: int) -> float:
+        """The share of a cohort's cost redeemed within its serving round, on the deployment
+        cohorts matured by the end of round ``r``: ``sum cost[lag = 0] / sum cost[lag <=
+        maturity]`` (redemptions later than the maturity are not seen yet, so this over-states
+        the share a little: the guardrail is then conservative); 1 before any has matured."""
+        maturity = self.config.cost_maturity
+        log = state.log
+        lag, cohort, cost = log["redemption_lag"], log["cohort"], log["cost"]
+        seen = (cohort >= 0) & (cohort <= r - maturity) & (lag >= 0) & (lag <= maturity)
+        total = float(cost[seen].sum())
+        share = float(cost[seen & (lag == 0)].sum()) / total if total > 0 else 1.0
+        return share if share > 0 else 1.0
+
+    def _paced_budget(self, state: LoopState, r: int, params: Any,
+                      rec: dict[str, Any]) -> float:
+        """The round's allocator budget under ``pacing="liability"``
+        (:func:`policies.pacing.pacing_step` over the deployment rounds; the pilot is outside
+        the plan). Budgets are for served (non-holdout) users, so the allocator, which spends per
+        user of the whole round, gets the period budget divided by ``1 - holdout_share``."""
+        cfg = self.config
+        served = (1.0 - cfg.holdout_share) * cfg.users_per_round
+        issued = [rec_s["pacing_issued_expected"] for rec_s in state.records]
+        log = state.log
+        lag, cohort, cost = log["redemption_lag"], log["cohort"], log["cost"]
+        paid_rows = (cohort >= 0) & (lag >= 0) & (cohort + lag <= r - 1)
+        paid = np.bincount(cohort[paid_rows], weights=cost[paid_rows], minlength=r)[:r]
+        decision = pacing_step(cfg.policy.budget_per_user * served * cfg.rounds, cfg.rounds,
+                               np.asarray(issued, dtype=np.float64), paid,
+                               lag_mean=float(params.redemption_lag_mean))
+        rec.update(pacing_budget_per_user=decision.period_budget / served,
+                   pacing_correction=decision.correction,
+                   pacing_committed_share=decision.committed
+                   / (cfg.policy.budget_per_user * served * cfg.rounds),
+                   pacing_planned_share=decision.planned
+                   / (cfg.policy.budget_per_user * served * cfg.rounds))
+        return decision.period_budget / (1.0 - cfg.holdout_share)
 
     # ---------------------------------------------------------------------------------- run
     def run(self, *, checkpoint_dir: str | Path | None = None, progress: bool = True,
@@ -359,6 +411,19 @@ def _pickle(tmp: Path, payload: Any) -> None:
         pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _issued_expected(*arms: tuple[float, FittedPolicy | None, np.ndarray | None],
+                     x: np.ndarray, eligible: np.ndarray) -> float:
+    """The serving heads' expected cost of a round's offers: ``sum_arm q_arm sum_i sum_a
+    d_arm(a | x_i) tau_c_arm(x_i, a)`` over the policies served (as each serves them)."""
+    total = 0.0
+    for share, policy, dist in arms:
+        if policy is None or dist is None or share == 0:
+            continue
+        _, tc = policy.tau(x, eligible)
+        total += float(share * np.sum(dist * tc))
+    return total
 
 
 def _rows(log: LoggedData, *, cohort: int, gate: np.ndarray, arm: np.ndarray

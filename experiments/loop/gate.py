@@ -22,7 +22,6 @@ rule keeps that small).
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from typing import NamedTuple
 
@@ -78,8 +77,7 @@ def ope_gate(candidate: FittedPolicy, incumbent: FittedPolicy, rows: LoggedData,
     ``cost_label`` is the cost observed so far (outstanding redemptions missing)."""
     budget = budget_per_user * rows.n
     # offline, both policies see the logs' features; served, each its own serving pipeline
-    policies = (("cand", dataclasses.replace(candidate, serving_shift=0.0)),
-                ("inc", dataclasses.replace(incumbent, serving_shift=0.0)),
+    policies = (("cand", candidate.offline()), ("inc", incumbent.offline()),
                 ("served", candidate), ("served_inc", incumbent))
     dist = {name: serve(p, rows.x, rows.eligible, budget=budget, exploration=exploration,
                         allocator=allocator)[0] for name, p in policies}

@@ -45,13 +45,20 @@ class FittedPolicy:
     """Fitted heads, an id, the round whose log trained it and its serving feature shift.
 
     ``draws``: optional list of further fitted heads (a bootstrap ensemble) for Thompson
-    exploration when the heads have no ``predict_tau_draws``."""
+    exploration when the heads have no ``predict_tau_draws``. ``serving_cost_scale``: the cost
+    predictions are multiplied by it at serving (a cost-pipeline bug; 1 = none)."""
 
     heads: Any
     policy_id: int
     trained_at: int
     serving_shift: float = 0.0
     draws: list[Any] | None = None
+    serving_cost_scale: float = 1.0
+
+    def offline(self) -> FittedPolicy:
+        """The same heads behind the training pipeline (what an offline evaluation on the logs'
+        features sees): no serving skew of the features or of the cost predictions."""
+        return dataclasses.replace(self, serving_shift=0.0, serving_cost_scale=1.0)
 
     def features(self, x: np.ndarray) -> np.ndarray:
         """The features this policy sees at serving time: with a skew ``s``, features 0 and 1
@@ -65,7 +72,8 @@ class FittedPolicy:
 
     def tau(self, x: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         tv, tc = self.heads.predict_tau(self.features(x))
-        return _masked(np.asarray(tv), eligible), _masked(np.asarray(tc), eligible)
+        return (_masked(np.asarray(tv), eligible),
+                _masked(np.asarray(tc) * self.serving_cost_scale, eligible))
 
     def tau_draws(self, x: np.ndarray, eligible: np.ndarray,
                   n_draws: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,14 +83,16 @@ class FittedPolicy:
             dv = np.asarray(value.predict_tau_draws(z))
             dc = np.asarray(cost.predict_tau_draws(z))
             idx = np.linspace(0, min(len(dv), len(dc)) - 1, n_draws).round().astype(int)
-            return _masked(dv[idx], eligible), _masked(dc[idx], eligible)
+            return (_masked(dv[idx], eligible),
+                    _masked(dc[idx] * self.serving_cost_scale, eligible))
         if not self.draws:
             fail("exploration.kind", "thompson needs posterior draws: heads with "
                  "predict_tau_draws or a bootstrap ensemble (FittedPolicy.draws)",
                  "use the loop's fitting (it builds the ensemble) or exploration.kind=floor")
         taus = [h.predict_tau(z) for h in self.draws[:n_draws]]
         return (_masked(np.stack([np.asarray(t[0]) for t in taus]), eligible),
-                _masked(np.stack([np.asarray(t[1]) for t in taus]), eligible))
+                _masked(np.stack([np.asarray(t[1]) for t in taus]) * self.serving_cost_scale,
+                        eligible))
 
 
 def _masked(tau: np.ndarray, eligible: np.ndarray) -> np.ndarray:

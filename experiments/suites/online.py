@@ -21,8 +21,13 @@ same pilot (so the variants of one seed differ only by the knob named):
 Not in the default list (``experiment.params.variants=[...]``): ``portfolio`` /
 ``portfolio_ope_only`` (``gated`` / ``gated_ope_only`` with the other programs reaching
 ``portfolio_reach`` times their audience from round ``rounds // 2``: offline and online disagree
-because the portfolio changed) and ``explore_thompson`` (retrain, Thompson exploration from a
-bootstrap ensemble of the heads: ``n_draws`` extra fits per round).
+because the portfolio changed), ``explore_thompson`` (retrain, Thompson exploration from a
+bootstrap ensemble of the heads: ``n_draws`` extra fits per round), ``cost_skew`` /
+``cost_skew_no_guardrail`` (the candidate's cost predictions multiplied by ``serving_cost_scale``
+at serving, a cost-pipeline bug the offline gate cannot see; the gate is open, no value bar and no
+cost bar, so every candidate is tested online; with and without the online test's cost
+guardrail) and ``paced`` / ``static_paced`` (``explore_floor`` / ``static`` with one total budget
+paced over the rounds against paid cost and outstanding liability, ``LoopConfig.pacing``).
 
 Rows: key columns ``variant`` and ``round``; the metrics are every numeric field of the loop's
 round records (truth: ``incumbent_regret``, ``incumbent_overspend``, ``gate_value_covered``,
@@ -46,7 +51,7 @@ from tqdm.auto import tqdm
 from estimators.monitoring import alarm_metrics
 from experiments.configs import HeadsConfig, PolicyConfig, WorldConfig
 from experiments.loop import ClosedLoop, ExplorationConfig, LoopConfig
-from experiments.store import atomic_write
+from experiments.store import OMIT_AT_DEFAULT, atomic_write
 from experiments.suites._plotting import (
     figure_legend,
     metric_panels,
@@ -60,7 +65,8 @@ __all__ = ["SUITE", "VARIANTS", "OnlineSuiteConfig", "loop_config", "plot", "run
 
 VARIANTS = ("explore_none", "explore_floor", "explore_epsilon", "gated", "gated_ope_only", "skew",
             "skew_ope_only", "static", "recalibrate", "no_drift", "drift_onset")
-OPTIONAL_VARIANTS = ("portfolio", "portfolio_ope_only", "explore_thompson")
+OPTIONAL_VARIANTS = ("portfolio", "portfolio_ope_only", "explore_thompson", "cost_skew",
+                     "cost_skew_no_guardrail", "paced", "static_paced")
 DETECTORS = ("drift_alert", "dataset_drift_alert", "psi_alert", "srm_alert", "arm_srm_alert",
              "cost_alert", "calibration_alert", "rank_alert", "propensity_alert", "overlap_alert")
 
@@ -78,6 +84,7 @@ class OnlineSuiteConfig:
     variants: tuple[str, ...] = VARIANTS
     serving_skew: float = 1.0
     portfolio_reach: float = 2.5
+    serving_cost_scale: float = dataclasses.field(default=0.5, metadata=OMIT_AT_DEFAULT)
 
     def __post_init__(self) -> None:
         bad = [v for v in self.variants if v not in VARIANTS + OPTIONAL_VARIANTS]
@@ -89,6 +96,10 @@ class OnlineSuiteConfig:
                 raise ValueError(f"experiment.params.loop.{group}: set through the global group "
                                  f"instead ({group}.<field>=...), so every suite sees it. Fix: "
                                  f"drop the loop.{group} override.")
+        if not 0.0 < self.serving_cost_scale < float("inf"):
+            raise ValueError(f"experiment.params.serving_cost_scale: must be a finite number > "
+                             f"0, got {self.serving_cost_scale}. Fix: e.g. 0.5 (cost predictions "
+                             "halved at serving).")
         if not 0.0 <= self.serving_skew <= 1.0:
             raise ValueError(f"experiment.params.serving_skew: must lie in [0, 1], got "
                              f"{self.serving_skew}. Fix: e.g. 1.0 (sign-flipped features).")
@@ -105,6 +116,11 @@ def loop_config(cfg: OnlineSuiteConfig, variant: str) -> LoopConfig:
     explore = base.exploration
     mass = min(explore.floor * base.world.n_actions, 1.0)  # the floor's uniform mixing weight
     no_test = dataclasses.replace(base.online_test, enabled=False)
+    no_guardrail = dataclasses.replace(base.online_test, cost_guardrail=False)
+    # the cost-skew variants send every candidate to the online test (an open gate: no value
+    # bar, no cost bar), so each run holds several tests and the test alone guards the budget
+    every_candidate = dataclasses.replace(base.gate, min_value_gain=float("-inf"),
+                                          cost_tolerance=float("inf"))
     changes: dict[str, Any] = {
         "explore_none": dict(update="retrain", exploration=ExplorationConfig(kind="none")),
         "explore_floor": dict(update="retrain"),
@@ -126,6 +142,13 @@ def loop_config(cfg: OnlineSuiteConfig, variant: str) -> LoopConfig:
                                    portfolio_change_round=base.rounds // 2),
         "explore_thompson": dict(update="retrain", exploration=dataclasses.replace(
             explore, kind="thompson")),
+        "cost_skew": dict(update="gated", gate=every_candidate,
+                          serving_cost_scale=cfg.serving_cost_scale),
+        "cost_skew_no_guardrail": dict(update="gated", gate=every_candidate,
+                                       serving_cost_scale=cfg.serving_cost_scale,
+                                       online_test=no_guardrail),
+        "paced": dict(update="retrain", pacing="liability"),
+        "static_paced": dict(update="static", pacing="liability"),
     }[variant]
     return dataclasses.replace(base, **changes)
 
@@ -198,6 +221,18 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
                                            "cost_calibration"),
                                    series="variant", x="round", xlabel="round", out_dir=out_dir,
                                    name="drift.png", zero_line=True))
+    guard = rounds[rounds["variant"].isin(("gated", "cost_skew", "cost_skew_no_guardrail"))]
+    if guard["variant"].str.startswith("cost_skew").any():
+        paths.append(metric_panels(guard, ("incumbent_cost", "incumbent_value",
+                                           "test_cost_estimate"),
+                                   series="variant", x="round", xlabel="round", out_dir=out_dir,
+                                   name="guardrail.png", zero_line=True))
+    paced = rounds[rounds["variant"].isin(("explore_floor", "paced", "static", "static_paced"))]
+    if paced["variant"].str.endswith("paced").any():
+        paths.append(metric_panels(paced, ("incumbent_cost", "pacing_budget_per_user",
+                                           "incumbent_regret"),
+                                   series="variant", x="round", xlabel="round", out_dir=out_dir,
+                                   name="pacing.png"))
     gate = _gate_table(df)
     if not gate.empty:
         paths.append(_gate_figure(gate, out_dir))
@@ -213,7 +248,7 @@ def _gate_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per variant (gated ones): promotions per run, wrong promotions, gate passes."""
     rows = []
     for (variant, seed), g in _per_round(df).groupby(["variant", "seed"]):
-        if not str(variant).startswith(("gated", "skew", "portfolio")):
+        if not str(variant).startswith(("gated", "skew", "portfolio", "cost_skew")):
             continue
         m = g.pivot_table(index="round", columns="metric", values="value")
         promoted = m.get("promoted", pd.Series(dtype=float)).fillna(0).sum()
@@ -301,20 +336,25 @@ def _dashboard(g: pd.DataFrame, variant: str, out_dir: Path) -> Path:
 
 
 _SUMMARY = ("incumbent_regret", "incumbent_overspend", "gate_value_covered", "horizon_covered",
-            "promoted", "promotion_right")
+            "promoted", "promotion_right", "test_right_guarded", "test_cost_breach",
+            "test_candidate_lift_covered", "test_incumbent_lift_covered")
 
 
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per variant: mean over rounds and seeds of the true regret and overspend, the
     gate's CI coverage of the true value difference, the horizon CI's coverage, promotions per
-    run and the share of them that were right; then the detector summaries."""
+    run and the share of them that were right (on value; ``test_right_guarded``: on value and the
+    cost guardrail's margin), cost rollbacks per run, the online holdout contrasts' coverage of
+    the true lifts; then the detector summaries."""
     r = _per_round(rows)
     per = r[r["metric"].isin(_SUMMARY)].pivot_table(index=["variant", "seed", "round"],
                                                     columns="metric", values="value")
     out = per.groupby(level="variant", sort=False).mean()
-    if "promoted" in per:
-        out["promotions_per_run"] = (per["promoted"].fillna(0).groupby(
-            level=["variant", "seed"]).sum().groupby(level="variant").mean())
+    for metric, name in (("promoted", "promotions_per_run"),
+                         ("test_cost_breach", "cost_rollbacks_per_run")):
+        if metric in per:
+            out[name] = (per[metric].fillna(0).groupby(level=["variant", "seed"]).sum()
+                         .groupby(level="variant").mean())
     det = rows[rows["round"] < 0].pivot_table(index="variant", columns="metric", values="value")
     return out.join(det, how="outer").reset_index()
 
@@ -334,4 +374,6 @@ def write(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 SUITE = Suite(name="online", config_class=OnlineSuiteConfig, run=run, plot=plot, write=write,
               summary=summary, key_columns=("variant", "round"),
-              result_variants=(("experiment.params.variants=[portfolio,portfolio_ope_only]",),))
+              result_variants=(("experiment.params.variants=[portfolio,portfolio_ope_only]",),
+                               ("experiment.params.variants=[cost_skew,cost_skew_no_guardrail,"
+                                "paced,static_paced]",)))
