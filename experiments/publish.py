@@ -33,14 +33,15 @@ EXTERNAL = ("obp",)
 def jobs() -> list[list[str]]:
     """The Hydra overrides of every published job, in a fixed order: the default benchmark
     first (its main job is also the main suite's first seed), then each default suite's
-    documented seeds and variants. Suites outside the default benchmark (byo: needs a plug-in)
-    are not published."""
+    documented seeds and variants. Suites outside the default benchmark are published only
+    with ``published=True`` (selection, net_score: too slow for make run; byo, which needs a
+    plug-in, is not)."""
     from experiments import suites as registry
 
     out: list[list[str]] = [[]]  # the default benchmark: python -m experiments.run
     for name in registry.available():
         suite = registry.load(name)
-        if not suite.in_default:
+        if not suite.is_published:
             continue
         seeds = f"seeds=[{','.join(map(str, suite.result_seeds))}]"
         out.append([f"experiment={name}", seeds])

@@ -50,7 +50,8 @@ def aggregate(rows: pd.DataFrame, key_columns: tuple[str, ...] | None = None) ->
 # then the decision layer, the learners, off-policy evaluation, the design-note lessons, real
 # data and the closed loop.
 SUITE_ORDER = ("main", "allocation", "lessons", "menu_size", "pacing", "learners", "confounded",
-               "ihdp", "nie_wager", "lbcf", "ope", "horizons", "interference", "portfolio",
+               "selection", "net_score", "ihdp", "nie_wager", "lbcf", "ope", "horizons",
+               "interference", "portfolio",
                "drift", "hillstrom", "peeking", "online")
 TIMING = ("fit_seconds", "seconds", "wall_seconds")  # metrics reported apart from results
 

@@ -349,15 +349,18 @@ def test_jobs_run_in_the_working_store_and_are_published(tmp_path):
 
 
 def test_make_results_jobs_come_from_the_suites():
-    """``make results`` publishes the default benchmark and, for every default suite, its
-    documented seeds and variants; nothing else (byo needs a plug-in)."""
+    """``make results`` publishes the default benchmark and, for every default suite and every
+    suite marked ``published`` (selection, net_score), its documented seeds and variants;
+    nothing else (byo needs a plug-in)."""
     from experiments.publish import jobs
     from experiments.suites import available, load
 
     planned = jobs()
     assert planned[0] == []
     named = {job[0] for job in planned[1:]}
-    assert named == {f"experiment={n}" for n in available() if load(n).in_default}
+    assert named == {f"experiment={n}" for n in available() if load(n).is_published}
+    assert {"experiment=selection", "experiment=net_score"} <= named
+    assert "experiment=byo" not in named
     assert ["experiment=main", "seeds=[0,1,2,3,4]"] in planned
 
 

@@ -35,7 +35,7 @@ def test_every_published_suite_keeps_its_config_hash() -> None:
     store = REPO / "results" / "store"
     for name in registry.available():
         suite = registry.load(name)
-        if not suite.in_default:
+        if not suite.is_published:
             continue
         chash = config_hash(name, suite.full_config())
         assert (store / name / chash).is_dir(), (name, chash)

@@ -22,7 +22,8 @@ dotted path for a plug-in suite). Optional functions: ``run_batch(config, *, see
 (tables and figures; default: ``<name>.csv`` and ``plot``), ``unavailable(config)`` (why the suite
 cannot run on this machine; the default benchmark then skips it), ``summary(rows)`` (the headline
 table printed after a run); flags ``in_default`` and ``default_preset``; ``result_seeds`` and
-``result_variants``, the jobs ``make results`` publishes (:mod:`experiments.publish`).
+``result_variants``, the jobs ``make results`` publishes (:mod:`experiments.publish`; a suite
+outside the default benchmark is published with ``published=True``).
 
 **Where outputs go.** A run writes its tables, figures and report under ``outputs/`` (keyed by
 the whole job, config and seeds: :func:`experiments.run.suite_output_dir`); only ``publish=true``
@@ -114,6 +115,7 @@ class Suite:
     summary: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     unavailable: Callable[[Any], str | None] | None = None
     in_default: bool = True  # part of the default benchmark (make run)
+    published: bool | None = None  # published by make results (None: same as in_default)
     default_preset: str = "compact"  # its preset there: "compact" or "full"
     # the published jobs (make results): the full-size config at these seeds, written to
     # results/<name>/; each entry of ``result_variants`` is one more published job, the
@@ -159,6 +161,11 @@ class Suite:
                              f"{missing}. Fix: return tidy rows with metric, value, seed and its "
                              f"key_columns {self.key_columns}.")
         return rows
+
+    @property
+    def is_published(self) -> bool:
+        """Whether ``make results`` publishes its jobs (``published``, else ``in_default``)."""
+        return self.in_default if self.published is None else self.published
 
     def figures(self, rows: pd.DataFrame, out_dir: Path) -> list[Path]:
         """The suite's figures from its stored rows (none without ``plot``)."""
