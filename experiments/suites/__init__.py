@@ -34,6 +34,8 @@ BUILTIN = {
     "lbcf": "experiments.suites.lbcf",
     "nie_wager": "experiments.suites.nie_wager",
     "portfolio": "experiments.suites.portfolio",
+    "selection": "experiments.suites.selection",
+    "net_score": "experiments.suites.net_score",
 }
 
 
