@@ -18,6 +18,7 @@ the location.
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any, NoReturn
 
@@ -79,6 +80,23 @@ def check_int(field: str, value: Any, fix: str, *, low: int, high: int | None = 
     if v < low or (high is not None and v > high):
         rng = f">= {low}" if high is None else f"in [{low}, {high}]"
         fail(field, f"must be {rng}, got {v}", fix)
+    return v
+
+
+def check_real(field: str, value: Any, fix: str, *, low: float = -math.inf,
+               high: float = math.inf, low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a Python float, or ``ValueError`` naming ``field`` if it is not a real number
+    (a bool is not), not finite, or outside the interval from ``low`` to ``high`` (each end
+    excluded when ``*_open``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        fail(field, f"must be a real number, got {value!r}", fix)
+    v = float(value)
+    ok = math.isfinite(v) and (v > low if low_open else v >= low) and (
+        v < high if high_open else v <= high)
+    if not ok:
+        lo = "(" if low_open or low == -math.inf else "["
+        hi = ")" if high_open or high == math.inf else "]"
+        fail(field, f"must be finite and in {lo}{low:g}, {high:g}{hi}, got {value!r}", fix)
     return v
 
 

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from estimators.base import check_xy
-from estimators.checks import check_int, fail
+from estimators.checks import check_int, check_real, fail
 from estimators.precision import float64_methods
 
 __all__ = ["LightGBM", "LightGBMParams"]
@@ -76,15 +76,8 @@ def _check_int(name: str, value: Any, low: int, fix: str, high: int | None = Non
 
 def _check_real(name: str, value: Any, fix: str, *, low: float, high: float = math.inf,
                 low_open: bool = False, high_open: bool = False) -> None:
-    field = f"LightGBM.{name}"
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        fail(field, f"must be a real number, got {value!r}", fix)
-    v = float(value)
-    ok = math.isfinite(v) and (v > low if low_open else v >= low) and (
-        v < high if high_open else v <= high)
-    if not ok:
-        lo, hi = "(" if low_open else "[", ")" if high_open or high == math.inf else "]"
-        fail(field, f"must be finite and in {lo}{low:g}, {high:g}{hi}, got {value!r}", fix)
+    check_real(f"LightGBM.{name}", value, fix, low=low, high=high, low_open=low_open,
+               high_open=high_open)
 
 
 @float64_methods("fit", "predict")

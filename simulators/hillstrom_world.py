@@ -88,7 +88,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize
 
-from estimators.checks import check_int, fail
+from estimators.checks import check_int, check_real, fail
 from estimators.precision import float64
 from simulators.data import LoggedData, Truth
 from simulators.hillstrom import _DATASETS, FEATURES, load_hillstrom
@@ -129,16 +129,9 @@ def _check_number(name: str, value: Any, *, low: float, high: float | None = Non
                   low_open: bool = False, fix: str) -> None:
     """``value`` must be a finite real (not a bool) in ``[low, high)`` (``(low, ..`` when
     ``low_open``); else a ``ValueError`` naming ``HillstromWorldConfig.<name>``."""
-    field = f"HillstromWorldConfig.{name}"
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        fail(field, f"must be a real number, got {value!r}", fix)
-    v = float(value)
-    if not math.isfinite(v):
-        fail(field, f"must be finite, got {v}", fix)
-    if v < low or (low_open and v == low) or (high is not None and v >= high):
-        left = "(" if low_open else "["
-        right = f"{high:g})" if high is not None else "inf)"
-        fail(field, f"must lie in {left}{low:g}, {right}, got {v:g}", fix)
+    check_real(f"HillstromWorldConfig.{name}", value, fix, low=low,
+               high=math.inf if high is None else high, low_open=low_open,
+               high_open=high is not None)
 
 
 @dataclasses.dataclass(frozen=True)

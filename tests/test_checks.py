@@ -77,6 +77,19 @@ def test_check_finite_names_the_first_bad_row_and_seed():
 
 
 # ------------------------------------------------------------------------------ actions
+def test_check_real_bounds_types_and_message():
+    assert checks.check_real("f", np.float32(0.5), "fix", low=0.0, high=1.0) == 0.5
+    assert checks.check_real("f", 1, "fix", low=0.0, high=1.0) == 1.0  # closed ends by default
+    for value, kwargs in ((True, {}), ("1", {}), (float("nan"), {}), (float("inf"), {}),
+                          (0.0, dict(low=0.0, low_open=True)), (1.0, dict(high=1.0,
+                                                                          high_open=True)),
+                          (-0.1, dict(low=0.0))):
+        with pytest.raises(ValueError, match=r"^cfg\.f: must be .*Fix: e\.g\. 0\.1\.$"):
+            checks.check_real("cfg.f", value, "e.g. 0.1", **kwargs)
+    with pytest.raises(ValueError, match=r"in \(0, 1\), got 1\.0"):
+        checks.check_real("f", 1.0, "fix", low=0.0, high=1.0, low_open=True, high_open=True)
+
+
 def test_check_actions():
     np.testing.assert_array_equal(checks.check_actions("action", np.array([0, 2, 1]), 3),
                                   [0, 2, 1])
