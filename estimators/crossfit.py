@@ -367,10 +367,19 @@ def _out_of_fold(preds: jax.Array, folds: jax.Array, n_folds: int, per_action: b
 def _cross_fit_host(base: BaseModel, x: jax.Array, y: jax.Array, folds: jax.Array,
                     action: jax.Array | None, n_folds: int, n_actions: int | None) -> CrossFit:
     """:func:`cross_fit` of a non-traceable base: the same masks and out-of-fold selection, the
-    fits one after another on the host."""
+    fits one after another on the host, and each model predicts only the rows of its held-out
+    fold (the rows the out-of-fold selection keeps: the same values, ``1 / n_folds`` of the
+    prediction work)."""
     params = fit_masked(base, x, y, fold_action_masks(folds, action, n_folds, n_actions))
-    preds = predict_stacked(base, params, x).T
-    return CrossFit(_out_of_fold(preds, folds, n_folds, action is not None), params)
+    per_fold = len(params) // n_folds  # models are fold-major: model j is fold j // per_fold
+    fold_of = np.asarray(folds)
+    oof = np.zeros((x.shape[0], per_fold))
+    for j, p in enumerate(params):
+        rows = np.flatnonzero(fold_of == j // per_fold)
+        if rows.size:
+            oof[rows, j % per_fold] = np.asarray(base.predict(p, x[rows]), dtype=np.float64)
+    preds = jnp.asarray(oof, dtype=jnp.float64)
+    return CrossFit(preds if action is not None else preds[:, 0], params)
 
 
 _cross_fit_jit = jax.jit(_cross_fit_traced, static_argnames=("base", "n_folds", "n_actions"))
