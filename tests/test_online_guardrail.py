@@ -168,3 +168,6 @@ def test_the_paced_loop_budgets_are_pacing_step_of_its_history():
         assert recs[r]["pacing_budget_per_user"] == pytest.approx(ref.period_budget / served,
                                                                   rel=1e-12)
         assert recs[r]["pacing_correction"] == pytest.approx(ref.correction, rel=1e-12)
+    # regret is against the oracle at the nominal budget, as in the unpaced loop (same users)
+    unpaced = ClosedLoop(dataclasses.replace(cfg, pacing="none"), seed=4).run(progress=False)
+    assert [r["oracle_value"] for r in recs] == [r["oracle_value"] for r in unpaced]

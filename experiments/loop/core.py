@@ -207,7 +207,8 @@ class ClosedLoop:
         truth = pop.truth
         tau_v = truth.mu_value - truth.mu_value[:, :1]
         tau_c = truth.mu_cost - truth.mu_cost[:, :1]
-        oracle = allocate(tau_v, tau_c, budget=budget, eligible=elig)
+        # the oracle spends the nominal budget (a paced round's budget is the policy's choice)
+        oracle = allocate(tau_v, tau_c, budget=budget_pu * n, eligible=elig)
         oracle_t = policy_truth(truth, oracle.action_dist, eligible=elig)
         rec.update(incumbent_id=state.incumbent.policy_id,
                    oracle_value=oracle_t.incremental_value)
