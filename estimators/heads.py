@@ -280,7 +280,9 @@ class HeadConfig:
       ``crossfit.fold_ids(n, n_folds, jax.random.key(seed))``); ``seed`` also seeds the MLP,
       BART, LightGBM and TARNet randomness. Other learners ignore ``n_folds``.
     * ``x`` estimates its gate from the logged ``action_prob`` when ``fit`` gets it (constant arm
-      shares otherwise); ``dr`` and ``r`` require ``action_prob``; ``t`` is unweighted.
+      shares otherwise); ``dr`` and ``r`` require ``action_prob``; ``t`` is unweighted;
+      ``hurdle_weight_by_propensity`` weights the hurdle's per-arm fits by ``1 / e_a(x)``
+      (requires ``action_prob``; for targeted logs).
 
     ``HeadConfig()`` is ``TLearner(base=Ridge(alpha=1.0))``.
     """
@@ -292,6 +294,10 @@ class HeadConfig:
     seed: int = 0
     interactions: bool = False
     hurdle_amount: str = "log"
+    # added after results were published: out of the config hash at its default (the same
+    # metadata as experiments.store.OMIT_AT_DEFAULT, spelled here: estimators import no experiments)
+    hurdle_weight_by_propensity: bool = dataclasses.field(default=False,
+                                                          metadata={"omit_at_default": True})
     mlp: MLP = MLP()
     bart: BART = BART()
     lightgbm: LightGBM = LightGBM()
@@ -316,6 +322,9 @@ class HeadConfig:
         if not isinstance(self.interactions, bool | np.bool_):
             fail("HeadConfig.interactions", f"must be a bool, got {self.interactions!r}",
                  "use True or False")
+        if not isinstance(self.hurdle_weight_by_propensity, bool | np.bool_):
+            fail("HeadConfig.hurdle_weight_by_propensity", f"must be a bool, got "
+                 f"{self.hurdle_weight_by_propensity!r}", "true or false")
         if self.hurdle_amount not in AMOUNT_MODELS:
             fail("HeadConfig.hurdle_amount", f"unknown amount model {self.hurdle_amount!r}",
                  f"use one of {list(AMOUNT_MODELS)}")
@@ -388,7 +397,8 @@ def make_learner(config: HeadConfig) -> UpliftLearner:
         linear = config.base in ("ridge", "logistic")
         return HurdleLearner(prob_base=Logistic(alpha=alpha) if linear else base,
                              amount_base=Ridge(alpha=alpha) if linear else base,
-                             amount=config.hurdle_amount)
+                             amount=config.hurdle_amount,
+                             weight_by_propensity=bool(config.hurdle_weight_by_propensity))
     return RLearner(base=base, alpha=alpha, n_folds=int(config.n_folds), seed=seed)
 
 

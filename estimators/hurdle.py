@@ -59,6 +59,7 @@ class HurdleLearner(_SeedBatchFit, _Predictions):
     prob_base: BaseModel = dataclasses.field(default_factory=Logistic)
     amount_base: BaseModel = dataclasses.field(default_factory=Ridge)
     amount: str = "log"
+    weight_by_propensity: bool = False
     prob_params_: Any = dataclasses.field(default=None, repr=False)
     amount_params_: Any = dataclasses.field(default=None, repr=False)
     smearing_: Any = dataclasses.field(default=None, repr=False)
@@ -84,11 +85,26 @@ class HurdleLearner(_SeedBatchFit, _Predictions):
                  "check the label (value or cost) passed to this head")
         return x, action, reward, action_prob, k1
 
+    def _row_weights(self, action: np.ndarray, action_prob: np.ndarray | None,
+                     masks: np.ndarray) -> np.ndarray:
+        """Per arm, the rows' fit weights: ``1{A=a}``, or with ``weight_by_propensity``
+        ``1{A=a} / e_a(x)`` divided by its mean over the arm's rows (so the penalty keeps its
+        scale): each arm's fits then target the whole logged population, not the rows its
+        logging policy sent to it (the covariate shift of a targeted log)."""
+        if not self.weight_by_propensity:
+            return masks
+        if action_prob is None:
+            fail("action_prob", "weight_by_propensity needs the logged propensities",
+                 "pass action_prob to fit, or use weight_by_propensity=False")
+        e = np.asarray(action_prob, dtype=np.float64)[np.arange(len(action)), action]
+        w = masks / np.where(e > 0, e, np.inf)[None, :]
+        return w / (w.sum(axis=1, keepdims=True) / masks.sum(axis=1, keepdims=True))
+
     def _fit_logs(self, logs: list[tuple]) -> list[dict[str, Any]]:
         states, arm_masks, positives = [], [], []
         for x, action, reward, action_prob, k1 in logs:
             sup = supported_actions(action, action_prob, k1)
-            masks = _arm_masks(action, k1)[sup]
+            masks = self._row_weights(action, action_prob, _arm_masks(action, k1)[sup])
             positive = (reward > 0).astype(np.float64)
             n_pos = (masks * positive).sum(axis=1)
             # An arm without a positive label has occurrence MLE 0, so mu_a = 0 (the no-offer

@@ -11,6 +11,7 @@ cost / budget, value-head PEHE and fit time, mean ± s.e. over seeds.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 
@@ -32,6 +33,9 @@ HEADS: dict[str, tuple[HeadConfig, HeadConfig]] = {
     "t_lgbm": (HeadConfig(base="lightgbm"), HeadConfig(base="lightgbm")),
     "tarnet": (HeadConfig(learner="tarnet"), HeadConfig(learner="tarnet")),
     "tarnet_v": (HeadConfig(learner="tarnet"), _HURDLE_COST),
+    "hurdle_ipw": (HeadConfig(learner="hurdle", hurdle_weight_by_propensity=True),
+                   dataclasses.replace(_HURDLE_COST, hurdle_weight_by_propensity=True)),
+    "dr_ridge": (HeadConfig(learner="dr", alpha=100.0), HeadConfig(learner="dr")),
 }
 
 

@@ -92,3 +92,55 @@ def test_bad_inputs_are_clear_errors():
         HurdleLearner().fit(x, a, y - 1.0, n_actions=2)
     with pytest.raises(ValueError, match="reward"):
         HurdleLearner().fit(x, a, np.zeros_like(y), n_actions=2)
+
+
+def _targeted_log(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The two-part model under a targeted log: ``P(A = 1 | x) = sigmoid(1.5 x_0)``."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N, D))
+    e1 = 1 / (1 + np.exp(-1.5 * x[:, 0]))
+    a = (rng.random(N) < e1).astype(int)
+    p = 1 / (1 + np.exp(-(B[a] + np.sum(x * W[a], axis=1))))
+    amount = np.exp(C[a] + np.sum(x * V[a], axis=1) + SIGMA * rng.normal(size=N))
+    y = np.where(rng.random(N) < p, amount, 0.0)
+    return x, a, y, np.stack([1 - e1, e1], axis=1)
+
+
+def test_propensity_weights_equal_per_arm_weighted_fits():
+    """``weight_by_propensity``: each arm's occurrence and amount fits are the base fitted on
+    that arm's rows with weights ``1 / e_a(x)`` normalised to mean 1 over the arm's rows, and
+    the smearing factor is the same weighted mean (NumPy reference, one fit per arm)."""
+    x, a, y, e = _targeted_log(5)
+    model = HurdleLearner(prob_base=Logistic(alpha=1.0), amount_base=Ridge(alpha=1.0),
+                          weight_by_propensity=True).fit(x, a, y, action_prob=e, n_actions=2)
+    x_new = np.random.default_rng(6).normal(size=(500, D))
+    p, m = (np.asarray(v) for v in model.predict_parts(x_new))
+    for arm in (0, 1):
+        rows = a == arm
+        w = 1 / e[rows, arm]
+        w = w / w.mean()
+        pos = y[rows] > 0
+        logit, ridge = Logistic(alpha=1.0), Ridge(alpha=1.0)
+        p_ref = logit.predict(logit.fit(x[rows], pos.astype(float), sample_weight=w), x_new)
+        ly = np.log(y[rows][pos])
+        params = ridge.fit(x[rows][pos], ly, sample_weight=w[pos])
+        resid = np.exp(ly - np.asarray(ridge.predict(params, x[rows][pos])))
+        smear = np.sum(w[pos] * resid) / np.sum(w[pos])
+        m_ref = np.exp(np.asarray(ridge.predict(params, x_new))) * smear
+        np.testing.assert_allclose(p[:, arm], np.clip(p_ref, 0, 1), rtol=1e-7, atol=1e-10)
+        np.testing.assert_allclose(m[:, arm], m_ref, rtol=1e-7)
+    unweighted = HurdleLearner(prob_base=Logistic(alpha=1.0), amount_base=Ridge(alpha=1.0))
+    p0, _ = unweighted.fit(x, a, y, action_prob=e, n_actions=2).predict_parts(x_new)
+    assert np.max(np.abs(np.asarray(p0) - p)) > 1e-3  # the weights change the fit
+    with pytest.raises(ValueError, match="action_prob"):
+        HurdleLearner(weight_by_propensity=True).fit(x, a, y, n_actions=2)
+
+
+def test_head_config_maps_the_propensity_weights():
+    from estimators.heads import HeadConfig, make_learner
+
+    learner = make_learner(HeadConfig(learner="hurdle", hurdle_weight_by_propensity=True))
+    assert isinstance(learner, HurdleLearner) and learner.weight_by_propensity
+    assert not make_learner(HeadConfig(learner="hurdle")).weight_by_propensity
+    with pytest.raises(ValueError, match="HeadConfig.hurdle_weight_by_propensity"):
+        HeadConfig(hurdle_weight_by_propensity=1)
