@@ -161,7 +161,6 @@ def calibrate_budget(tau_value: ArrayLike, tau_cost: ArrayLike, *, budget_per_us
     hi = target
     g_hi, est_hi, se_hi, binds = g(hi)
     nominal = est_hi
-    capped = False
     while g_hi < target:  # spends less than the target in truth: widen upwards
         if not binds or hi >= max_scale * target:
             return SpendCalibration(hi, est_hi, se_hi, target, 0, True, True, nominal)
@@ -181,4 +180,4 @@ def calibrate_budget(tau_value: ArrayLike, tau_cost: ArrayLike, *, budget_per_us
         else:
             hi = mid
         converged = target - g_lo <= tol * target
-    return SpendCalibration(lo, est_lo, se_lo, target, it, converged, capped, nominal)
+    return SpendCalibration(lo, est_lo, se_lo, target, it, converged, False, nominal)

@@ -104,6 +104,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from estimators import metrics
 from estimators.checks import fail
 from estimators.heads import HeadConfig, HeadsConfig, make_heads, make_learner
 from estimators.tarnet import COST_CONFIG, VALUE_CONFIG
@@ -255,11 +256,10 @@ def net_label(value: np.ndarray, cost: np.ndarray, lam: float) -> np.ndarray:
 
 def best_offer(score: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per user the best eligible offer ``a* = argmax_{a >= 1} score[:, a]`` (ties: the lower
-    index) and its score ``m``; ``a* = 0`` and ``m = -inf`` for a user with no eligible offer."""
-    s = np.where(np.asarray(eligible, dtype=bool), np.asarray(score, dtype=np.float64), -np.inf)
-    best = np.argmax(s[:, 1:], axis=1) + 1
-    m = s[np.arange(len(s)), best]
-    return np.where(np.isfinite(m), best, 0), m
+    index) and its score ``m`` (:func:`estimators.metrics.best_offer`), with ``m = -inf`` for a
+    user with no eligible offer (``a* = 0``), so that rank rules never reach them."""
+    best, m = metrics.best_offer(np.asarray(score, dtype=np.float64), eligible)
+    return best, np.where(best == 0, -np.inf, m)
 
 
 def net_policy(score: np.ndarray, eligible: np.ndarray, threshold: float) -> np.ndarray:
