@@ -20,6 +20,7 @@ import numpy as np
 
 from estimators.heads import HeadConfig, make_learner
 from estimators.metrics import pehe
+from estimators.tarnet import TARNetConfig
 from policies.allocation import allocate
 from simulators import LoggingConfig, WorldConfig, default_params, policy_truth, simulate
 from simulators.oracle import optimal_policy
@@ -36,6 +37,8 @@ HEADS: dict[str, tuple[HeadConfig, HeadConfig]] = {
     "hurdle_ipw": (HeadConfig(learner="hurdle", hurdle_weight_by_propensity=True),
                    dataclasses.replace(_HURDLE_COST, hurdle_weight_by_propensity=True)),
     "dr_ridge": (HeadConfig(learner="dr", alpha=100.0), HeadConfig(learner="dr")),
+    "tarnet_v_ipw": (HeadConfig(learner="tarnet", tarnet=TARNetConfig(weight_by_propensity=True)),
+                     dataclasses.replace(_HURDLE_COST, hurdle_weight_by_propensity=True)),
 }
 
 

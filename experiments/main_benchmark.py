@@ -1,7 +1,9 @@
 """The default benchmark (issue 2's main job), end to end on the embedded synthetic world.
 
-default world -> uniform randomised training log -> T-learners with a JAX ridge base for the value
-head and the cost head -> budgeted allocation on the estimated incremental value and cost ->
+default world -> uniform randomised training log -> the value and cost heads of
+``learner`` (default: the hurdle stable proxies, ``HeadsConfig()``) -> budgeted allocation on the
+estimated incremental value and cost (optionally at a budget recalibrated on a held-out part of
+the training log, ``spend_holdout_fraction``) ->
 IPS and DR estimates (95% CIs) of that policy's value and cost on an independent evaluation log ->
 beside the oracle's exact value and cost of the same policy and the value of the oracle policy
 (the optimal budgeted policy on the true uplift).
@@ -26,10 +28,11 @@ import pandas as pd
 from estimators.heads import make_heads
 from estimators.ope import Estimate, estimate_batch, paired_difference_batch
 from experiments.configs import HeadsConfig, OPEConfig, PolicyConfig
-from experiments.store import atomic_write
+from experiments.store import OMIT_AT_DEFAULT, atomic_write
 from experiments.suites._plotting import figure_legend, pyplot, save, series_style
 from experiments.suites.base import Suite, quiet_bar, stream
 from policies.allocation import allocate
+from policies.spend import SpendCalibration, calibrate_budget
 from simulators import (
     LoggingConfig,
     WorldConfig,
@@ -47,7 +50,16 @@ __all__ = ["SUITE", "MainSuiteConfig", "plot", "run", "run_batch", "summary_tabl
 class MainSuiteConfig:
     """Knobs of the default benchmark: the shared configs (``world``, ``logging``, ``learner`` =
     the value and cost heads, ``policy`` = the budget per evaluated user, ``ope`` = estimators
-    and CI level), each set by its global Hydra group, and the two log sizes."""
+    and CI level), each set by its global Hydra group, and the two log sizes.
+
+    ``spend_holdout_fraction`` (0: off): the share of the training log held out from the heads'
+    fit to recalibrate the spend (:func:`policies.spend.calibrate_budget`): the learned policy is
+    allocated at the internal budget per user whose doubly robust holdout estimate of *true*
+    incremental cost equals ``policy.budget_per_user`` (the cost head's ``mu`` as ``q_hat``),
+    instead of at the nominal budget, which the heads' own cost estimates meet but the truth
+    exceeds at small budgets (winner's curse of the cost head). The heads are fitted on the other
+    rows; the rows gain ``internal_budget_per_user``, ``spend_holdout_estimate`` and
+    ``spend_holdout_stderr``. Needs a logging policy with a no-offer arm on every row."""
 
     world: WorldConfig = WorldConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -56,6 +68,7 @@ class MainSuiteConfig:
     ope: OPEConfig = OPEConfig()
     n_train: int = 20_000
     n_eval: int = 20_000
+    spend_holdout_fraction: float = dataclasses.field(default=0.0, metadata=OMIT_AT_DEFAULT)
 
     def __post_init__(self) -> None:
         if self.n_train < 100 or self.n_eval < 100:
@@ -70,6 +83,14 @@ class MainSuiteConfig:
             raise ValueError("MainSuiteConfig.logging: the confounded logger records no "
                              "propensities, so IPS/DR cannot run. Fix: uniform, holdout, "
                              "warm_start or epsilon_greedy.")
+        f = self.spend_holdout_fraction
+        if isinstance(f, bool) or not isinstance(f, int | float) or not 0.0 <= f <= 0.8:
+            raise ValueError(f"MainSuiteConfig.spend_holdout_fraction: must be a number in "
+                             f"[0, 0.8], got {f!r}. Fix: 0 (off) or e.g. 0.5.")
+        if f > 0 and min(round(f * self.n_train), self.n_train - round(f * self.n_train)) < 100:
+            raise ValueError(f"MainSuiteConfig.spend_holdout_fraction: {f} of n_train="
+                             f"{self.n_train} leaves fewer than 100 rows for the fit or the "
+                             "holdout. Fix: raise n_train or change the fraction.")
         # the logger validates its offer against the world's K here, at start-up
         self.logging.check_offer(self.world.n_offers)
 
@@ -109,11 +130,16 @@ def run_batch(cfg: MainSuiteConfig, *, seeds: list[int], progress: bool = True) 
     bar.update(1)
     logs = [evaluation.seed(i) for i in range(len(seeds))]  # validated once per seed
     fits = [train.seed(i) for i in range(len(seeds))]
+    holdouts: list = [None] * len(seeds)
+    if cfg.spend_holdout_fraction > 0:  # iid rows: the last ones are a random holdout
+        n_fit = cfg.n_train - round(cfg.spend_holdout_fraction * cfg.n_train)
+        holdouts = [t.subset(np.arange(n_fit, cfg.n_train)) for t in fits]
+        fits = [t.subset(np.arange(n_fit)) for t in fits]
     heads = make_heads(cfg.learner).fit_batch(
         [t.x for t in fits], [t.action for t in fits], value=[t.value for t in fits],
         cost=[t.cost for t in fits], action_prob=[t.action_prob for t in fits],
         n_actions=cfg.world.n_actions)  # every seed's base fits in one compiled call per model
-    fitted = [_fit_and_allocate(cfg, heads[i], logs[i], seed, bar)
+    fitted = [_fit_and_allocate(cfg, heads[i], logs[i], seed, bar, holdouts[i])
               for i, seed in enumerate(seeds)]
     df = _score(cfg, evaluation, logs, fitted, seeds)
     bar.update(len(seeds))
@@ -127,15 +153,19 @@ class _Fitted(NamedTuple):
     mu_hat: dict[str, np.ndarray]
     policies: dict[str, np.ndarray]
     supported: np.ndarray
+    spend: SpendCalibration | None = None
 
 
 POLICIES = ("cost_aware_uplift", "oracle", "no_offer", "logging")
 
 
-def _fit_and_allocate(cfg: MainSuiteConfig, heads, evaluation, seed: int, bar) -> _Fitted:
+def _fit_and_allocate(cfg: MainSuiteConfig, heads, evaluation, seed: int, bar,
+                      holdout=None) -> _Fitted:
     """Predictions and allocation of one seed from its fitted heads. Only the actions the
     training log supports are scored (a holdout log supports no-offer and its one campaign
-    offer): the learned policy chooses among them; the oracle among every eligible action."""
+    offer): the learned policy chooses among them; the oracle among every eligible action.
+    With a spend ``holdout`` (part of the training log the heads did not see) the learned
+    policy's budget is the recalibrated one; the oracle keeps the nominal budget."""
     supported = np.asarray(heads.supported_actions_)
     k1 = cfg.world.n_actions
     if len(supported) < k1:
@@ -150,15 +180,34 @@ def _fit_and_allocate(cfg: MainSuiteConfig, heads, evaluation, seed: int, bar) -
     bar.update(1)
     budget = cfg.policy.budget_per_user * cfg.n_eval
     eligible = np.asarray(evaluation.eligible)
-    scored = eligible & np.isin(np.arange(k1), supported)[None, :]
-    learned = allocate(tau_v, tau_c, budget=budget, eligible=scored)
+    is_supported = np.isin(np.arange(k1), supported)[None, :]
+    spend = None if holdout is None else _calibrate_spend(cfg, heads, holdout, supported,
+                                                          is_supported)
+    learned_budget = budget if spend is None else spend.internal_budget_per_user * cfg.n_eval
+    learned = allocate(tau_v, tau_c, budget=learned_budget, eligible=eligible & is_supported)
     oracle = optimal_policy(evaluation.truth, budget, eligible=evaluation.eligible)
     bar.update(1)
     policies = {"cost_aware_uplift": np.asarray(learned.action_dist),
                 "oracle": np.asarray(oracle.action_dist),
                 "no_offer": _one_hot(np.zeros(cfg.n_eval, int), k1),
                 "logging": np.asarray(evaluation.action_prob)}
-    return _Fitted(mu_hat, policies, supported)
+    return _Fitted(mu_hat, policies, supported, spend)
+
+
+def _calibrate_spend(cfg: MainSuiteConfig, heads, holdout, supported: np.ndarray,
+                     is_supported: np.ndarray) -> SpendCalibration:
+    """The internal budget whose holdout DR estimate of true incremental cost meets the nominal
+    budget per user (:func:`policies.spend.calibrate_budget`), on the heads' holdout
+    predictions restricted to the supported, eligible, logged actions."""
+    k1 = cfg.world.n_actions
+    tau_v, tau_c = (_columns(np.asarray(t), supported, k1)
+                    for t in heads.predict_tau(holdout.x, supported))
+    _, mu_cost = heads.predict_mu(holdout.x, supported)
+    return calibrate_budget(
+        tau_v, tau_c, budget_per_user=cfg.policy.budget_per_user, action=holdout.action,
+        cost=holdout.cost, action_prob=holdout.action_prob,
+        eligible=np.asarray(holdout.eligible) & is_supported,
+        q_hat=_columns(np.asarray(mu_cost), supported, k1))
 
 
 def _score(cfg: MainSuiteConfig, evaluation, logs: list, fitted: list[_Fitted],
@@ -208,6 +257,12 @@ def _score(cfg: MainSuiteConfig, evaluation, logs: list, fitted: list[_Fitted],
     supported = {s: ",".join(map(str, f.supported.tolist())) for s, f in zip(seeds, fitted,
                                                                               strict=True)}
     df["supported_actions"] = df["seed"].map(supported)
+    if fitted[0].spend is not None:  # columns only when the spend is recalibrated
+        for column, field in (("internal_budget_per_user", "internal_budget_per_user"),
+                              ("spend_holdout_estimate", "estimated_cost_per_user"),
+                              ("spend_holdout_stderr", "stderr")):
+            by_seed = {s: getattr(f.spend, field) for s, f in zip(seeds, fitted, strict=True)}
+            df[column] = df["seed"].map(by_seed)
     return df
 
 
