@@ -58,8 +58,11 @@ class MainSuiteConfig:
     incremental cost equals ``policy.budget_per_user`` (the cost head's ``mu`` as ``q_hat``),
     instead of at the nominal budget, which the heads' own cost estimates meet but the truth
     exceeds at small budgets (winner's curse of the cost head). The heads are fitted on the other
-    rows; the rows gain ``internal_budget_per_user``, ``spend_holdout_estimate`` and
-    ``spend_holdout_stderr``. Needs a logging policy with a no-offer arm on every row."""
+    rows; the rows gain ``internal_budget_per_user``, ``spend_holdout_estimate``,
+    ``spend_holdout_stderr``, ``spend_nominal_estimate`` (the holdout estimate at the nominal
+    budget), ``spend_converged`` and ``spend_capped`` (the estimate stayed below the target up to
+    4x the nominal budget, or even the zero budget overspends; a warning is printed). Needs a
+    logging policy with a no-offer arm on every row (every kind with propensities has one)."""
 
     world: WorldConfig = WorldConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -87,6 +90,10 @@ class MainSuiteConfig:
         if isinstance(f, bool) or not isinstance(f, int | float) or not 0.0 <= f <= 0.8:
             raise ValueError(f"MainSuiteConfig.spend_holdout_fraction: must be a number in "
                              f"[0, 0.8], got {f!r}. Fix: 0 (off) or e.g. 0.5.")
+        if f > 0 and self.policy.budget_per_user <= 0:
+            raise ValueError("MainSuiteConfig.spend_holdout_fraction: recalibrating the spend "
+                             "needs policy.budget_per_user > 0. Fix: set a positive budget or "
+                             "spend_holdout_fraction=0.")
         if f > 0 and min(round(f * self.n_train), self.n_train - round(f * self.n_train)) < 100:
             raise ValueError(f"MainSuiteConfig.spend_holdout_fraction: {f} of n_train="
                              f"{self.n_train} leaves fewer than 100 rows for the fit or the "
@@ -183,6 +190,12 @@ def _fit_and_allocate(cfg: MainSuiteConfig, heads, evaluation, seed: int, bar,
     is_supported = np.isin(np.arange(k1), supported)[None, :]
     spend = None if holdout is None else _calibrate_spend(cfg, heads, holdout, supported,
                                                           is_supported)
+    if spend is not None and spend.capped:
+        print(f"[main] seed {seed}: the spend calibration hit its bound (internal budget "
+              f"{spend.internal_budget_per_user:.4g} per user against the nominal "
+              f"{cfg.policy.budget_per_user:.4g}; holdout estimate "
+              f"{spend.estimated_cost_per_user:.4g} ± {spend.stderr:.2g}): the holdout is too "
+              "small or noisy to calibrate this budget", file=sys.stderr)
     learned_budget = budget if spend is None else spend.internal_budget_per_user * cfg.n_eval
     learned = allocate(tau_v, tau_c, budget=learned_budget, eligible=eligible & is_supported)
     oracle = optimal_policy(evaluation.truth, budget, eligible=evaluation.eligible)
@@ -260,7 +273,9 @@ def _score(cfg: MainSuiteConfig, evaluation, logs: list, fitted: list[_Fitted],
     if fitted[0].spend is not None:  # columns only when the spend is recalibrated
         for column, field in (("internal_budget_per_user", "internal_budget_per_user"),
                               ("spend_holdout_estimate", "estimated_cost_per_user"),
-                              ("spend_holdout_stderr", "stderr")):
+                              ("spend_holdout_stderr", "stderr"),
+                              ("spend_nominal_estimate", "nominal_estimate"),
+                              ("spend_converged", "converged"), ("spend_capped", "capped")):
             by_seed = {s: getattr(f.spend, field) for s, f in zip(seeds, fitted, strict=True)}
             df[column] = df["seed"].map(by_seed)
     return df

@@ -1,35 +1,40 @@
 """The main job's spend recalibration (``MainSuiteConfig.spend_holdout_fraction``): the heads
-never see the held-out rows, the learned policy is allocated at the internal budget that
-:func:`policies.spend.calibrate_budget` returns on exactly those rows, the oracle keeps the
-nominal budget, the default job is unchanged, and bad fractions name their field."""
+never see the held-out rows, which are the last rows of each seed's training log; the learned
+policy is allocated at the internal budget that :func:`policies.spend.calibrate_budget` returns
+on exactly those rows, the oracle keeps the nominal budget, the default job is unchanged, logs
+that support a subset of offers work, and bad settings name their field."""
 
 from __future__ import annotations
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import experiments.main_benchmark as main_benchmark
 from estimators.heads import UpliftHeads
-from experiments.configs import PolicyConfig
+from experiments.configs import LoggingConfig, PolicyConfig
 from experiments.main_benchmark import MainSuiteConfig, run, run_batch
+from experiments.suites.base import stream
+from simulators import default_params, simulate_batch
 
 SMALL = dict(n_train=1200, n_eval=600, policy=PolicyConfig(budget_per_user=0.1))
+SEEDS = [0, 1]
 
 
-@pytest.fixture(scope="module")
-def recorded():
-    """One recalibrated two-seed job with its heads' fit sizes, the calibrations returned and
-    the budgets handed to the allocator, recorded by wrapping the module's functions."""
-    calls: dict[str, list] = {"fit": [], "calibrate": [], "allocate": []}
-    real_fit, real_cal, real_alloc = (UpliftHeads.fit_batch, main_benchmark.calibrate_budget,
-                                      main_benchmark.allocate)
+def _recorded_run(cfg: MainSuiteConfig, seeds: list[int]):
+    """The job's rows with the heads' fitted ``x`` per seed, each spend holdout and its
+    calibration, and the budgets handed to the allocator (the learned policy's only)."""
+    calls: dict[str, list] = {"fit": [], "spend": [], "allocate": []}
+    real_fit, real_spend, real_alloc = (UpliftHeads.fit_batch, main_benchmark._calibrate_spend,
+                                        main_benchmark.allocate)
 
     def fit_batch(self, xs, *args, **kwargs):
-        calls["fit"].append([len(x) for x in xs])
+        calls["fit"].append([np.asarray(x) for x in xs])
         return real_fit(self, xs, *args, **kwargs)
 
-    def calibrate(*args, **kwargs):
-        out = real_cal(*args, **kwargs)
-        calls["calibrate"].append((kwargs["action"], out))
+    def calibrate_spend(cfg_, heads, holdout, *args):
+        out = real_spend(cfg_, heads, holdout, *args)
+        calls["spend"].append((holdout, out))
         return out
 
     def allocate(*args, **kwargs):
@@ -38,42 +43,82 @@ def recorded():
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(UpliftHeads, "fit_batch", fit_batch)
-        mp.setattr(main_benchmark, "calibrate_budget", calibrate)
+        mp.setattr(main_benchmark, "_calibrate_spend", calibrate_spend)
         mp.setattr(main_benchmark, "allocate", allocate)
-        rows = run_batch(MainSuiteConfig(**SMALL, spend_holdout_fraction=0.25), seeds=[0, 1],
-                         progress=False)
+        rows = run_batch(cfg, seeds=seeds, progress=False)
     return rows, calls
 
 
-def test_heads_fit_without_the_holdout_and_the_policy_uses_its_budget(recorded):
+@pytest.fixture(scope="module")
+def recorded():
+    return _recorded_run(MainSuiteConfig(**SMALL, spend_holdout_fraction=0.25), SEEDS)
+
+
+def test_the_holdout_is_the_training_logs_tail_and_the_heads_never_see_it(recorded):
+    _, calls = recorded
+    cfg = MainSuiteConfig(**SMALL)
+    train = simulate_batch(jnp.stack([stream(s, "train") for s in SEEDS]),
+                           default_params(cfg.world), cfg.world, cfg.n_train, cfg.logging)
+    (fitted_x,) = calls["fit"]
+    for i, ((holdout, _), x_fit) in enumerate(zip(calls["spend"], fitted_x, strict=True)):
+        full = np.asarray(train.x[i])
+        np.testing.assert_array_equal(x_fit, full[:900])  # 1200 - round(0.25 * 1200) rows
+        np.testing.assert_array_equal(np.asarray(holdout.x), full[900:])
+        np.testing.assert_array_equal(np.asarray(holdout.cost), np.asarray(train.cost[i])[900:])
+        fit_rows = {r.tobytes() for r in x_fit}
+        assert not any(r.tobytes() in fit_rows for r in np.asarray(holdout.x))
+
+
+def test_the_learned_policy_uses_the_calibrated_budget_and_the_oracle_the_nominal(recorded):
     rows, calls = recorded
-    assert calls["fit"] == [[900, 900]]  # 1200 - round(0.25 * 1200) rows per seed
-    assert [len(a) for a, _ in calls["calibrate"]] == [300, 300]
-    for (_, cal), used in zip(calls["calibrate"], calls["allocate"], strict=True):
+    assert len(calls["spend"]) == len(calls["allocate"]) == len(SEEDS)
+    for seed, (_, cal), used in zip(SEEDS, calls["spend"], calls["allocate"], strict=True):
         assert used == pytest.approx(cal.internal_budget_per_user * 600, rel=1e-12)
-        # the calibrated allocation meets the target on the holdout estimate: the bisection's
-        # lower end, or the cap (4x the nominal budget) when the estimate stays below it
         assert cal.internal_budget_per_user > 0
+        # the holdout estimate at b*: the bisection's lower end, or the cap when it stays below
         assert cal.estimated_cost_per_user <= 0.1 + 1e-12
-    for seed, (_, cal) in zip((0, 1), calls["calibrate"], strict=True):
-        got = rows[rows.seed == seed][["internal_budget_per_user", "spend_holdout_estimate",
-                                       "spend_holdout_stderr"]].drop_duplicates()
+        got = rows[rows.seed == seed][[
+            "internal_budget_per_user", "spend_holdout_estimate", "spend_holdout_stderr",
+            "spend_nominal_estimate", "spend_converged", "spend_capped"]].drop_duplicates()
         assert len(got) == 1
         assert got.iloc[0].tolist() == pytest.approx(
-            [cal.internal_budget_per_user, cal.estimated_cost_per_user, cal.stderr], rel=1e-12)
+            [cal.internal_budget_per_user, cal.estimated_cost_per_user, cal.stderr,
+             cal.nominal_estimate, cal.converged, cal.capped], rel=1e-12)
+    # the budgets differ between the seeds' calibrations, while the oracle spends the nominal
+    # budget exactly (it binds at 0.1 per user) in every seed
+    assert len({c.internal_budget_per_user for _, c in calls["spend"]}) == len(SEEDS)
     oracle = rows[(rows.policy == "oracle") & (rows.estimator == "truth")
                   & (rows.metric == "incremental_cost")]
-    assert (oracle.value <= 0.1 + 1e-9).all()  # the oracle allocates at the nominal budget
+    assert oracle.value.tolist() == pytest.approx([0.1] * len(SEEDS), rel=1e-6)
 
 
-def test_off_by_default_and_the_rows_keep_their_columns():
+def test_off_by_default_the_heads_fit_the_whole_log_and_the_rows_keep_their_columns():
     assert MainSuiteConfig().spend_holdout_fraction == 0.0
-    rows = run(MainSuiteConfig(**SMALL), seed=0, progress=False)
-    assert "internal_budget_per_user" not in rows.columns
+    rows, calls = _recorded_run(MainSuiteConfig(**SMALL), [0])
+    assert [len(x) for x in calls["fit"][0]] == [1200] and not calls["spend"]
+    assert calls["allocate"] == [pytest.approx(0.1 * 600)]
+    assert not any(c.startswith("spend_") or c == "internal_budget_per_user"
+                   for c in rows.columns)
 
 
-@pytest.mark.parametrize("fraction", [-0.1, 0.9, True, "half", 0.01])
-def test_bad_fraction_names_the_field(fraction):
+def test_a_log_that_supports_one_offer_calibrates_on_that_offer():
+    cfg = MainSuiteConfig(**SMALL, logging=LoggingConfig(kind="holdout"),
+                          spend_holdout_fraction=0.5)
+    rows = run(cfg, seed=0, progress=False)
+    assert set(rows.supported_actions) == {"0,1"}
+    assert np.isfinite(rows["internal_budget_per_user"]).all()
+    learned = rows[(rows.policy == "cost_aware_uplift") & (rows.estimator == "truth")
+                   & (rows.metric == "incremental_cost")].value.item()
+    assert np.isfinite(learned) and learned >= 0
+
+
+@pytest.mark.parametrize("kwargs", [dict(spend_holdout_fraction=-0.1),
+                                    dict(spend_holdout_fraction=0.9),
+                                    dict(spend_holdout_fraction=True),
+                                    dict(spend_holdout_fraction="half"),
+                                    dict(spend_holdout_fraction=0.01),
+                                    dict(spend_holdout_fraction=0.5,
+                                         policy=PolicyConfig(budget_per_user=0.0))])
+def test_bad_settings_name_the_field(kwargs):
     with pytest.raises(ValueError, match="spend_holdout_fraction"):
-        MainSuiteConfig(**SMALL, spend_holdout_fraction=fraction)
-
+        MainSuiteConfig(**{**SMALL, **kwargs})
