@@ -11,21 +11,30 @@ cost / budget, value-head PEHE and fit time, mean ± s.e. over seeds.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
+from omegaconf import OmegaConf
 
-from estimators.heads import HeadConfig, make_learner
+from estimators.heads import DEFAULT_COST_HEAD, HeadConfig, HeadsConfig, make_learner
 from estimators.metrics import pehe
-from estimators.tarnet import TARNetConfig
 from policies.allocation import allocate
 from simulators import LoggingConfig, WorldConfig, default_params, policy_truth, simulate
 from simulators.oracle import optimal_policy
 
-_HURDLE_COST = HeadConfig(learner="hurdle", hurdle_amount="constant")
+_HURDLE_COST = DEFAULT_COST_HEAD
+_PRESETS = Path(__file__).resolve().parents[1] / "conf" / "learner"
+
+
+def _preset(name: str) -> tuple[HeadConfig, HeadConfig]:
+    """The (value, cost) heads of the ``learner=<name>`` preset, read from its conf file."""
+    heads = HeadsConfig(**OmegaConf.to_container(OmegaConf.load(_PRESETS / f"{name}.yaml")))
+    return heads.value, heads.cost
+
+
 HEADS: dict[str, tuple[HeadConfig, HeadConfig]] = {
     "ridge": (HeadConfig(alpha=100.0), HeadConfig(alpha=1.0)),
     "hurdle": (HeadConfig(learner="hurdle"), _HURDLE_COST),
@@ -34,11 +43,9 @@ HEADS: dict[str, tuple[HeadConfig, HeadConfig]] = {
     "t_lgbm": (HeadConfig(base="lightgbm"), HeadConfig(base="lightgbm")),
     "tarnet": (HeadConfig(learner="tarnet"), HeadConfig(learner="tarnet")),
     "tarnet_v": (HeadConfig(learner="tarnet"), _HURDLE_COST),
-    "hurdle_ipw": (HeadConfig(learner="hurdle", hurdle_weight_by_propensity=True),
-                   dataclasses.replace(_HURDLE_COST, hurdle_weight_by_propensity=True)),
+    "hurdle_ipw": _preset("hurdle_ipw"),
     "dr_ridge": (HeadConfig(learner="dr", alpha=100.0), HeadConfig(learner="dr")),
-    "tarnet_v_ipw": (HeadConfig(learner="tarnet", tarnet=TARNetConfig(weight_by_propensity=True)),
-                     dataclasses.replace(_HURDLE_COST, hurdle_weight_by_propensity=True)),
+    "tarnet_v_ipw": _preset("tarnet_value"),
 }
 
 

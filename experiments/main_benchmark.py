@@ -94,12 +94,17 @@ class MainSuiteConfig:
             raise ValueError("MainSuiteConfig.spend_holdout_fraction: recalibrating the spend "
                              "needs policy.budget_per_user > 0. Fix: set a positive budget or "
                              "spend_holdout_fraction=0.")
-        if f > 0 and min(round(f * self.n_train), self.n_train - round(f * self.n_train)) < 100:
+        if f > 0 and min(self.n_spend_holdout, self.n_train - self.n_spend_holdout) < 100:
             raise ValueError(f"MainSuiteConfig.spend_holdout_fraction: {f} of n_train="
                              f"{self.n_train} leaves fewer than 100 rows for the fit or the "
                              "holdout. Fix: raise n_train or change the fraction.")
         # the logger validates its offer against the world's K here, at start-up
         self.logging.check_offer(self.world.n_offers)
+
+    @property
+    def n_spend_holdout(self) -> int:
+        """Rows of each training log held out for the spend calibration (the last ones)."""
+        return round(self.spend_holdout_fraction * self.n_train)
 
     @classmethod
     def compact(cls) -> MainSuiteConfig:
@@ -139,7 +144,7 @@ def run_batch(cfg: MainSuiteConfig, *, seeds: list[int], progress: bool = True) 
     fits = [train.seed(i) for i in range(len(seeds))]
     holdouts: list = [None] * len(seeds)
     if cfg.spend_holdout_fraction > 0:  # iid rows: the last ones are a random holdout
-        n_fit = cfg.n_train - round(cfg.spend_holdout_fraction * cfg.n_train)
+        n_fit = cfg.n_train - cfg.n_spend_holdout
         holdouts = [t.subset(np.arange(n_fit, cfg.n_train)) for t in fits]
         fits = [t.subset(np.arange(n_fit)) for t in fits]
     heads = make_heads(cfg.learner).fit_batch(
@@ -189,13 +194,7 @@ def _fit_and_allocate(cfg: MainSuiteConfig, heads, evaluation, seed: int, bar,
     eligible = np.asarray(evaluation.eligible)
     is_supported = np.isin(np.arange(k1), supported)[None, :]
     spend = None if holdout is None else _calibrate_spend(cfg, heads, holdout, supported,
-                                                          is_supported)
-    if spend is not None and spend.capped:
-        print(f"[main] seed {seed}: the spend calibration hit its bound (internal budget "
-              f"{spend.internal_budget_per_user:.4g} per user against the nominal "
-              f"{cfg.policy.budget_per_user:.4g}; holdout estimate "
-              f"{spend.estimated_cost_per_user:.4g} ± {spend.stderr:.2g}): the holdout is too "
-              "small or noisy to calibrate this budget", file=sys.stderr)
+                                                          is_supported, seed)
     learned_budget = budget if spend is None else spend.internal_budget_per_user * cfg.n_eval
     learned = allocate(tau_v, tau_c, budget=learned_budget, eligible=eligible & is_supported)
     oracle = optimal_policy(evaluation.truth, budget, eligible=evaluation.eligible)
@@ -208,19 +207,27 @@ def _fit_and_allocate(cfg: MainSuiteConfig, heads, evaluation, seed: int, bar,
 
 
 def _calibrate_spend(cfg: MainSuiteConfig, heads, holdout, supported: np.ndarray,
-                     is_supported: np.ndarray) -> SpendCalibration:
+                     is_supported: np.ndarray, seed: int) -> SpendCalibration:
     """The internal budget whose holdout DR estimate of true incremental cost meets the nominal
     budget per user (:func:`policies.spend.calibrate_budget`), on the heads' holdout
-    predictions restricted to the supported, eligible, logged actions."""
+    predictions restricted to the supported, eligible, logged actions; a calibration that hits
+    its bound is reported on stderr."""
     k1 = cfg.world.n_actions
     tau_v, tau_c = (_columns(np.asarray(t), supported, k1)
                     for t in heads.predict_tau(holdout.x, supported))
     _, mu_cost = heads.predict_mu(holdout.x, supported)
-    return calibrate_budget(
+    spend = calibrate_budget(
         tau_v, tau_c, budget_per_user=cfg.policy.budget_per_user, action=holdout.action,
         cost=holdout.cost, action_prob=holdout.action_prob,
         eligible=np.asarray(holdout.eligible) & is_supported,
         q_hat=_columns(np.asarray(mu_cost), supported, k1))
+    if spend.capped:
+        print(f"[main] seed {seed}: the spend calibration hit its bound (internal budget "
+              f"{spend.internal_budget_per_user:.4g} per user against the nominal "
+              f"{cfg.policy.budget_per_user:.4g}; holdout estimate "
+              f"{spend.estimated_cost_per_user:.4g} ± {spend.stderr:.2g}): the holdout is too "
+              "small or noisy to calibrate this budget", file=sys.stderr)
+    return spend
 
 
 def _score(cfg: MainSuiteConfig, evaluation, logs: list, fitted: list[_Fitted],
