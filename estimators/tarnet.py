@@ -27,7 +27,14 @@ shuffled mini-batches of the training rows (``lax.scan`` over batches inside a
 outcome loss (the propensity term does not enter model selection: the outcome heads are what is
 predicted), stopping after ``patience`` epochs without improvement or at ``max_epochs``.
 Training runs in float32; the kept parameters, the standardisation moments and every output are
-float64 (:mod:`estimators.precision`).
+float64 (:mod:`estimators.precision`). Rows are padded to the size buckets of
+:func:`estimators.crossfit.padded_rows` (multiples of 256 up to 4,096, then powers of two), so
+logs of similar size share one compilation (about 3.5 s on the development CPU, against 3.3 s
+for a warm 80-epoch fit on 20,000 rows); the padding never enters a loss, the split or a batch,
+and the split and shuffles are those of the unpadded rows (:func:`_prefix_shuffle`), so a fit
+does not depend on its bucket (tested). Five fits on the default world compared with the
+unpadded implementation this replaced (n = 300 to 20,000; Huber with IPW rows, MSE, ZILN,
+DragonNet) gave identical effects (max |diff| 0) except DragonNet at n = 300 (1.2e-6).
 
 Only the supported actions (:func:`estimators.uplift.supported_actions`) get a head; the
 ``predict_mu`` / ``predict_tau`` / ``actions=`` semantics are those of
@@ -162,6 +169,7 @@ import numpy as np
 import optax
 
 from estimators.checks import fail
+from estimators.crossfit import padded_rows
 from estimators.precision import float64_methods
 from estimators.uplift import (
     _check_predict_x,
@@ -447,23 +455,57 @@ class _FitOut(NamedTuple):
     is_val: jax.Array
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "n_arms"))
-def _tarnet_fit(cfg: TARNetConfig, n_arms: int, seed: jax.Array, xs: jax.Array, pos: jax.Array,
-                ys: jax.Array, w: jax.Array, out_bias: jax.Array) -> _FitOut:
-    """Train on standardised float32 ``xs (n, d)``, arm positions ``pos (n,)`` (index into the
-    supported arms), standardised targets ``ys (n,)`` and row weights ``w (n,)``. ``seed`` is
-    traced (``cfg.seed`` is ignored here), so fits that differ only in seed share a compile."""
-    n, d = xs.shape
+def shuffle_rounds(size: int) -> int:
+    """The sorting rounds ``jax.random.permutation`` uses for ``size`` elements (its static
+    heuristic: ``ceil(3 log(size) / log(2^32 - 1))``, 1 up to 1,625 elements, then 2)."""
+    return int(np.ceil(3 * np.log(max(1, size)) / np.log(np.iinfo(np.uint32).max)))
+
+
+def _prefix_shuffle(key: jax.Array, x: jax.Array, n_valid: jax.Array, rounds: int) -> jax.Array:
+    """``jax.random.permutation(key, x[:n_valid])`` followed by the rest of ``x`` (in some
+    order), for a traced ``n_valid``: the same sorts on the same random keys, with the keys of
+    the positions ``>= n_valid`` set to the largest ``uint32`` so that the (stable) sort keeps
+    them behind every valid element. Exact because the partitionable threefry generator's bits
+    for shape ``(m,)`` are a prefix of those for any longer shape (checked in the tests)."""
+    valid = jnp.arange(x.shape[0]) < n_valid
+    for _ in range(rounds):
+        key, subkey = jax.random.split(key)
+        bits = jnp.where(valid, jax.random.bits(subkey, x.shape, jnp.uint32),
+                         jnp.iinfo(jnp.uint32).max)
+        _, x = jax.lax.sort_key_val(bits, x, 0, is_stable=True)
+    return x
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "n_arms", "batch", "split_rounds",
+                                             "epoch_rounds"))
+def _tarnet_fit(cfg: TARNetConfig, n_arms: int, batch: int, split_rounds: int,
+                epoch_rounds: int, seed: jax.Array, n: jax.Array, n_val: jax.Array,
+                xs: jax.Array, pos: jax.Array, ys: jax.Array, w: jax.Array,
+                out_bias: jax.Array) -> _FitOut:
+    """Train on the first ``n`` (traced; ``n_val`` of them for validation) rows of
+    standardised float32 ``xs (N, d)``, arm positions ``pos (N,)`` (index into the supported
+    arms), standardised targets ``ys (N,)`` and row weights ``w (N,)``. Rows ``>= n`` are
+    padding that no loss, split or batch ever reads, so fits whose row counts share a bucket
+    ``N`` (:func:`estimators.crossfit.padded_rows`) share one compilation; the split, the
+    epochs' shuffles and so the fit are those of the unpadded ``n`` rows
+    (:func:`_prefix_shuffle`). ``seed`` is traced (``cfg.seed`` is ignored here), so fits that
+    differ only in seed share a compile too. ``batch``, ``split_rounds`` and ``epoch_rounds``
+    are computed from ``n`` by :meth:`TARNet.fit`."""
+    n_rows, d = xs.shape
     k_init, k_split, k_epochs = jax.random.split(jax.random.key(seed), 3)
-    n_val = min(max(round(cfg.validation_fraction * n), 1), n - 1)
     n_train = n - n_val
-    order = jax.random.permutation(k_split, n)
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    is_val = jnp.zeros(n, bool).at[val_idx].set(True)
-    batch = min(cfg.batch_size, n_train)
+    order = _prefix_shuffle(k_split, jnp.arange(n_rows), n, split_rounds)
+    # the validation rows are order[:n_val]: gathered into a static max_val slots, masked
+    max_val = min(max(round(cfg.validation_fraction * n_rows), 1), n_rows - 1)
+    val_idx = order[:max_val]
+    in_val = jnp.arange(max_val) < n_val
+    is_val = jnp.zeros(n_rows, bool).at[val_idx].set(in_val)
+    train_idx = jnp.roll(order, -n_val)  # order[n_val:n] first, then padding and validation
+    in_train = jnp.arange(n_rows) < n_train
     n_batches = n_train // batch
-    mean_w = jnp.maximum(jnp.mean(w[train_idx]), 1e-12)
-    w_val = w[val_idx]
+    max_batches = n_rows // batch
+    mean_w = jnp.maximum(jnp.sum(jnp.where(in_train, w[train_idx], 0.0)) / n_train, 1e-12)
+    w_val = jnp.where(in_val, w[val_idx], 0.0)
 
     net = _init(cfg, k_init, d, n_arms, out_bias)
     opt = _optimizer(cfg)
@@ -488,17 +530,24 @@ def _tarnet_fit(cfg: TARNetConfig, n_arms: int, seed: jax.Array, xs: jax.Array, 
         loss, _ = outcome_loss(net, val_idx)
         return jnp.sum(w_val * loss) / jnp.maximum(jnp.sum(w_val), 1e-12)
 
-    def sgd_step(carry: tuple[_Net, Any], idx: jax.Array) -> tuple[tuple[_Net, Any], None]:
+    def sgd_step(carry: tuple[_Net, Any], idx: jax.Array) -> tuple[_Net, Any]:
         net, opt_state = carry
         grads = jax.grad(batch_loss)(net, idx)
         updates, opt_state = opt.update(grads, opt_state, net)
-        return (optax.apply_updates(net, updates), opt_state), None
+        return optax.apply_updates(net, updates), opt_state
+
+    def maybe_step(carry: tuple[_Net, Any], step: tuple[jax.Array, jax.Array]
+                   ) -> tuple[tuple[_Net, Any], None]:
+        j, idx = step  # batches past the real rows' n_batches are skipped
+        return jax.lax.cond(j < n_batches, sgd_step, lambda c, _: c, carry, idx), None
 
     def epoch(state: tuple) -> tuple:
         net, opt_state, best, best_loss, best_ep, ep, since, hist = state
-        perm = jax.random.permutation(jax.random.fold_in(k_epochs, ep), train_idx)
-        batches = perm[: n_batches * batch].reshape(n_batches, batch)
-        (net, opt_state), _ = jax.lax.scan(sgd_step, (net, opt_state), batches)
+        perm = _prefix_shuffle(jax.random.fold_in(k_epochs, ep), train_idx, n_train,
+                               epoch_rounds)
+        batches = perm[: max_batches * batch].reshape(max_batches, batch)
+        (net, opt_state), _ = jax.lax.scan(maybe_step, (net, opt_state),
+                                           (jnp.arange(max_batches), batches))
         loss = val_loss(net)
         improved = loss < best_loss
         best = jax.tree.map(lambda new, old: jnp.where(improved, new, old), net, best)
@@ -576,12 +625,21 @@ class TARNet(_Predictions):
         y_mean, y_scale = self._target_moments(reward, pos, w, len(sup))
         xs = (x - x_mean) / x_scale
         ys = (reward - y_mean[pos]) / y_scale[pos]
-        out = _tarnet_fit(dataclasses.replace(cfg, seed=0), len(sup), jnp.int32(cfg.seed),
-                          jnp.asarray(xs, jnp.float32),
-                          jnp.asarray(pos, jnp.int32), jnp.asarray(ys, jnp.float32),
-                          jnp.asarray(w, jnp.float32),
+        n_val = min(max(round(cfg.validation_fraction * n), 1), n - 1)
+        bucket = padded_rows(n)
+        pad = bucket - n
+
+        def padded(a: np.ndarray, dtype: Any) -> jax.Array:
+            return jnp.asarray(np.concatenate([a, np.zeros((pad, *a.shape[1:]), a.dtype)]),
+                               dtype)
+
+        out = _tarnet_fit(dataclasses.replace(cfg, seed=0), len(sup),
+                          min(cfg.batch_size, n - n_val), shuffle_rounds(n),
+                          shuffle_rounds(n - n_val), jnp.int32(cfg.seed), jnp.int32(n),
+                          jnp.int32(n_val), padded(xs, jnp.float32), padded(pos, jnp.int32),
+                          padded(ys, jnp.float32), padded(w, jnp.float32),
                           jnp.asarray(_out_bias(cfg, ys, pos, w, len(sup)), jnp.float32))
-        is_val = np.asarray(out.is_val)
+        is_val = np.asarray(out.is_val)[:n]
         trained = np.bincount(pos[~is_val], minlength=len(sup))
         if np.any(trained == 0):
             empty = sup[trained == 0].tolist()

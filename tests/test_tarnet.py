@@ -14,13 +14,22 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from estimators.base import Ridge
 from estimators.heads import UpliftLearner
 from estimators.metrics import pehe
-from estimators.tarnet import COST_CONFIG, VALUE_CONFIG, TARNet, TARNetConfig
+from estimators.tarnet import (
+    COST_CONFIG,
+    VALUE_CONFIG,
+    TARNet,
+    TARNetConfig,
+    _prefix_shuffle,
+    _tarnet_fit,
+    shuffle_rounds,
+)
 from estimators.uplift import TLearner
 from simulators import LoggingConfig, WorldConfig, default_params, simulate
 
@@ -363,3 +372,63 @@ def test_default_world_value_and_cost_heads_beat_ridge(seed):
         ref = pehe(ridge.predict_tau(ev.x), truth, ev.eligible)
         margin = 0.3 if label == "value" else 0.03
         assert got < ref - margin, (label, got, ref)
+
+
+@pytest.mark.parametrize("size, bucket", [(7, 16), (1000, 1600), (1625, 1700), (1626, 4096)])
+def test_prefix_shuffle_is_the_permutation_of_the_valid_prefix(size, bucket):
+    """:func:`_prefix_shuffle` on a padded array equals ``jax.random.permutation`` of its first
+    ``size`` elements, across the one-round / two-round boundary of JAX's heuristic (1,625
+    elements); this also checks the prefix property of the partitionable threefry bits it
+    relies on."""
+    key = jax.random.key(11)
+    values = jnp.arange(bucket) * 3 + 1
+    got = _prefix_shuffle(key, values, jnp.int32(size), shuffle_rounds(size))
+    np.testing.assert_array_equal(np.asarray(got[:size]),
+                                  np.asarray(jax.random.permutation(key, values[:size])))
+    np.testing.assert_array_equal(np.sort(np.asarray(got[size:])), np.asarray(values[size:]))
+
+
+def _raw_fit(cfg: TARNetConfig, x, action, y, bucket: int):
+    """:func:`_tarnet_fit` on the rows padded to ``bucket`` (as :meth:`TARNet.fit` pads them
+    to :func:`estimators.crossfit.padded_rows`)."""
+    n = len(y)
+    n_val = min(max(round(cfg.validation_fraction * n), 1), n - 1)
+    w = np.ones(n)
+    xs = (x - x.mean(0)) / x.std(0)
+    ys = (y - y.mean()) / y.std()
+
+    def pad(a, dtype):
+        return jnp.asarray(np.concatenate([a, np.zeros((bucket - n, *a.shape[1:]))]), dtype)
+
+    return _tarnet_fit(cfg, 3, min(cfg.batch_size, n - n_val), shuffle_rounds(n),
+                       shuffle_rounds(n - n_val), jnp.int32(0), jnp.int32(n), jnp.int32(n_val),
+                       pad(xs, jnp.float32), pad(action, jnp.int32), pad(ys, jnp.float32),
+                       pad(w, jnp.float32), jnp.zeros((3, 1), jnp.float32))
+
+
+def test_padding_rows_to_a_bucket_does_not_change_the_fit(problem):
+    """The same rows fitted unpadded and padded to a larger bucket (zero rows behind them):
+    the same split, the same epochs and the same parameters. The only ops whose length
+    changes are the masked validation sums (zeros added), so equality is up to float32
+    summation order: rtol 1e-5 on the parameters, and bit-equal in practice here."""
+    x, action, y, _, _ = problem
+    n = 1000
+    exact = _raw_fit(CFG, x[:n], action[:n], y[:n], n)
+    padded = _raw_fit(CFG, x[:n], action[:n], y[:n], 1536)
+    assert int(exact.n_epochs) == int(padded.n_epochs)
+    assert int(exact.best_epoch) == int(padded.best_epoch)
+    np.testing.assert_array_equal(np.asarray(padded.is_val)[:n], np.asarray(exact.is_val))
+    assert not np.asarray(padded.is_val)[n:].any()
+    for a, b in zip(jax.tree.leaves(exact.net), jax.tree.leaves(padded.net), strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-7)
+
+
+def test_fits_in_one_row_bucket_share_one_compilation(problem):
+    """Row counts that pad to the same bucket (1,000 and 1,010 rows: 1,024) compile the fit
+    once; a different seed does not recompile either."""
+    x, action, y, prob, _ = problem
+    TARNet(CFG).fit(x[:1000], action[:1000], y[:1000], prob[:1000])
+    compiled = _tarnet_fit._cache_size()
+    TARNet(dataclasses.replace(CFG, seed=4)).fit(x[:1010], action[:1010], y[:1010],
+                                                 prob[:1010])
+    assert _tarnet_fit._cache_size() == compiled
