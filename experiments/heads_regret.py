@@ -19,13 +19,13 @@ import jax
 import numpy as np
 from omegaconf import OmegaConf
 
-from estimators.heads import DEFAULT_COST_HEAD, HeadConfig, HeadsConfig, make_learner
+from estimators.heads import HURDLE_COST_HEAD, HeadConfig, HeadsConfig, make_learner
 from estimators.metrics import pehe
 from policies.allocation import allocate
 from simulators import LoggingConfig, WorldConfig, default_params, policy_truth, simulate
 from simulators.oracle import optimal_policy
 
-_HURDLE_COST = DEFAULT_COST_HEAD
+_HURDLE_COST = HURDLE_COST_HEAD
 _PRESETS = Path(__file__).resolve().parents[1] / "conf" / "learner"
 
 

@@ -249,6 +249,33 @@ def test_every_global_group_field_reaches_the_main_job(override):
         assert config_hash("main", config) != config_hash("main", MainSuiteConfig())
 
 
+def test_learner_presets_spell_out_the_default_and_the_previous_default():
+    """``learner=tarnet_value`` is the default heads written out (the same main-job config and
+    hash as no override); ``learner=hurdle`` builds the previous default, the unweighted hurdle
+    pair, and ``learner=hurdle_ipw`` that pair weighted by 1 / e_a(x). A preset changes only the
+    fields it names (the rest come from the suite's own heads), so the presets are compared by
+    the learners they build."""
+    from estimators.heads import HURDLE_COST_HEAD, HURDLE_VALUE_HEAD, HeadsConfig, make_heads
+    from experiments.main_benchmark import MainSuiteConfig
+
+    def built(preset):
+        (_, config), = plan(_compose(["experiment=main", f"learner={preset}"]))
+        heads = make_heads(config.learner)
+        return heads.value, heads.cost
+
+    (_, default), = plan(_compose(["experiment=main"]))
+    (_, spelled), = plan(_compose(["experiment=main", "learner=tarnet_value"]))
+    assert default.learner == spelled.learner == HeadsConfig()
+    assert config_hash("main", spelled) == config_hash("main", MainSuiteConfig())
+    pair = make_heads(HeadsConfig(value=HURDLE_VALUE_HEAD, cost=HURDLE_COST_HEAD))
+    assert built("hurdle") == (pair.value, pair.cost)
+    assert not pair.value.weight_by_propensity and not pair.cost.weight_by_propensity
+    weighted = tuple(dataclasses.replace(h, weight_by_propensity=True) for h in (pair.value,
+                                                                              pair.cost))
+    assert built("hurdle_ipw") == weighted
+    assert weighted[1] == make_heads(HeadsConfig()).cost
+
+
 def test_group_settings_have_one_place_and_unused_groups_fail_at_plan():
     (_, config), = plan(_compose(["experiment=main", "policy.budget_per_user=2.0"]))
     assert config.policy.budget_per_user == 2.0

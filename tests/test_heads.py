@@ -13,6 +13,8 @@ from estimators.bart import BART
 from estimators.base import MLP, Logistic, Ridge
 from estimators.gbm import LightGBM
 from estimators.heads import (
+    HURDLE_COST_HEAD,
+    HURDLE_VALUE_HEAD,
     HeadConfig,
     HeadsConfig,
     UpliftHeads,
@@ -22,7 +24,7 @@ from estimators.heads import (
     make_learner,
 )
 from estimators.hurdle import HurdleLearner
-from estimators.tarnet import TARNetConfig
+from estimators.tarnet import TARNet, TARNetConfig
 from estimators.uplift import DRLearner, RLearner, SLearner, TLearner, XLearner
 from simulators import LoggingConfig, simulate
 
@@ -41,23 +43,33 @@ def holdout3(world_params, world_config):
                     LoggingConfig(kind="holdout", offer=3))
 
 
-def test_default_heads_config_is_the_hurdle_pair(uniform_log, world_config):
-    """HeadsConfig() is the benchmark-chosen stable-proxy pair: value = HurdleLearner(Logistic(1),
-    Ridge(1), "log"), cost = HurdleLearner(Logistic(1), amount="constant"); the same numbers to
-    1e-12 (they are the same computation)."""
-    log = uniform_log
+def test_default_heads_config_is_the_weighted_tarnet_value_and_hurdle_cost(uniform_log,
+                                                                            world_config):
+    """HeadsConfig() is the benchmark-chosen pair: value = TARNet with inverse-propensity row
+    weights, cost = HurdleLearner(Logistic(1), amount="constant") with its per-arm fits weighted
+    by 1 / e_a(x); the same numbers as the learners built by hand to 1e-12 (the same
+    computation). The previous default, the unweighted hurdle pair, stays available as
+    HURDLE_VALUE_HEAD / HURDLE_COST_HEAD (``learner=hurdle``)."""
+    log = uniform_log.subset(np.arange(2 * SMALL))
     kw = dict(action_prob=log.action_prob, n_actions=world_config.n_actions)
     ours = make_heads(HeadsConfig())
-    value = HurdleLearner(prob_base=Logistic(alpha=1.0), amount_base=Ridge(alpha=1.0),
-                          amount="log")
+    value = TARNet(config=TARNetConfig(weight_by_propensity=True))
     cost = HurdleLearner(prob_base=Logistic(alpha=1.0), amount_base=Ridge(alpha=1.0),
-                         amount="constant")
+                         amount="constant", weight_by_propensity=True)
     assert ours.value == value and ours.cost == cost  # unfitted: same fields
     ours.fit(log.x, log.action, log.value, log.cost, **kw)
     ref = UpliftHeads(value=value, cost=cost).fit(log.x, log.action, log.value, log.cost, **kw)
     for got, want in zip((*ours.predict_tau(log.x), *ours.predict_mu(log.x)),
                          (*ref.predict_tau(log.x), *ref.predict_mu(log.x)), strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-12)
+    hurdle = make_heads(HeadsConfig(value=HURDLE_VALUE_HEAD, cost=HURDLE_COST_HEAD))
+    assert hurdle.value == HurdleLearner(prob_base=Logistic(alpha=1.0),
+                                         amount_base=Ridge(alpha=1.0), amount="log")
+    assert hurdle.cost == HurdleLearner(prob_base=Logistic(alpha=1.0),
+                                        amount_base=Ridge(alpha=1.0), amount="constant")
+    with pytest.raises(ValueError, match="action_prob"):  # both default heads need propensities
+        make_heads(HeadsConfig()).fit(log.x, log.action, log.value, log.cost,
+                                      n_actions=world_config.n_actions)
 
 
 def test_make_learner_maps_config_fields_onto_the_learners():
@@ -254,14 +266,15 @@ def test_fit_batch_equals_fitting_each_seed(uniform_log, holdout3, world_config)
     logs = [uniform_log.subset(np.arange(800)), uniform_log.subset(np.arange(800, 1_600)),
             holdout3.subset(np.arange(800))]
     k1 = world_config.n_actions
-    template = make_heads(HeadsConfig())
+    hurdle_pair = HeadsConfig(value=HURDLE_VALUE_HEAD, cost=HURDLE_COST_HEAD)  # batched fits
+    template = make_heads(hurdle_pair)
     batched = template.fit_batch([d.x for d in logs], [d.action for d in logs],
                                  [d.value for d in logs], [d.cost for d in logs],
                                  action_prob=[d.action_prob for d in logs], n_actions=k1)
     assert template.value.n_actions_ is None
     for d, heads in zip(logs, batched, strict=True):
-        alone = make_heads(HeadsConfig()).fit(d.x, d.action, d.value, d.cost,
-                                              action_prob=d.action_prob, n_actions=k1)
+        alone = make_heads(hurdle_pair).fit(d.x, d.action, d.value, d.cost,
+                                            action_prob=d.action_prob, n_actions=k1)
         np.testing.assert_array_equal(heads.supported_actions_, alone.supported_actions_)
         sup = alone.supported_actions_
         for got, ref in zip(heads.predict_tau(d.x, sup), alone.predict_tau(d.x, sup),

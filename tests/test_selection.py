@@ -212,7 +212,7 @@ def test_bad_inputs_name_the_field(spend_case):
 
 TINY = dataclasses.replace(
     suite.SelectionSuiteConfig.compact(), worlds=("default",),
-    candidates=("ate", "ridge_t", "hurdle"), n_train=2_000, n_holdout=2_000, n_eval=2_000,
+    candidates=("ate", "ridge_t", "default"), n_train=2_000, n_holdout=2_000, n_eval=2_000,
     budgets=(0.25,), n_bins=4)
 
 

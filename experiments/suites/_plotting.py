@@ -32,7 +32,7 @@ KNOWN_SERIES = (
     "confidence_sequence_cuped", "group_sequential", "static", "gated", "gated_ope_only",
     "recalibrate", "explore_none", "explore_epsilon", "explore_floor", "explore_thompson",
     "skew", "skew_ope_only", "no_drift", "drift_onset", "portfolio", "portfolio_ope_only",
-    "uplift_budgeted", "no_email", "all_mens", "all_womens",
+    "uplift_budgeted", "no_email", "all_mens", "all_womens", "default_heads",
 )
 _FIXED = {"oracle": ("black", "*"), "truth": ("black", "*"), "budget": ("0.45", "")}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",

@@ -25,7 +25,9 @@ The ``labels`` section reports each world's label density (share of non-zero lab
 logged with an offer) and coefficient of variation, value against cost, from the training log.
 
 **Separate heads** (approach ``separate``; ``separate`` names): ``default`` is the nested
-``learner`` (:class:`~experiments.configs.HeadsConfig`, the default hurdle pair), ``ridge_t``
+``learner`` (:class:`~experiments.configs.HeadsConfig`, the library default: TARNet value head
+with inverse-propensity row weights, weighted hurdle cost head), ``hurdle`` the linear two-part
+pair (the previous default, unweighted), ``ridge_t``
 two ridge T-learners (``alpha = 1``), ``tarnet`` a TARNet pair (Huber value head, squared-error
 cost head, :data:`estimators.tarnet.VALUE_CONFIG` / :data:`~estimators.tarnet.COST_CONFIG`, rows
 weighted by ``1 / pscore``). Each pair's ``tau_v_hat, tau_c_hat`` on the evaluation users are
@@ -106,7 +108,14 @@ from tqdm import tqdm
 
 from estimators import metrics
 from estimators.checks import fail
-from estimators.heads import HeadConfig, HeadsConfig, make_heads, make_learner
+from estimators.heads import (
+    HURDLE_COST_HEAD,
+    HURDLE_VALUE_HEAD,
+    HeadConfig,
+    HeadsConfig,
+    make_heads,
+    make_learner,
+)
 from estimators.tarnet import COST_CONFIG, VALUE_CONFIG
 from experiments.configs import LoggingConfig, WorldConfig
 from experiments.store import atomic_write
@@ -128,6 +137,7 @@ _TARNET_C = dataclasses.replace(COST_CONFIG, weight_by_propensity=True)
 # the separate pairs; "default" is the suite's nested ``learner``
 SEPARATE_HEADS: dict[str, HeadsConfig | None] = {
     "default": None,
+    "hurdle": HeadsConfig(value=HURDLE_VALUE_HEAD, cost=HURDLE_COST_HEAD),
     "ridge_t": HeadsConfig(value=HeadConfig(), cost=HeadConfig()),
     "tarnet": HeadsConfig(value=HeadConfig(learner="tarnet", tarnet=_TARNET_V),
                           cost=HeadConfig(learner="tarnet", tarnet=_TARNET_C)),
@@ -139,8 +149,8 @@ NET_LEARNERS: dict[str, HeadConfig] = {
     "tarnet_mse": HeadConfig(learner="tarnet", tarnet=_TARNET_C),
 }
 # one colour per learner family in the figures (series_style names), one line style per approach
-_STYLE_NAME = {"default": "hurdle", "ridge_t": "t_ridge", "tarnet": "tarnet",
-               "tarnet_mse": "t_mlp"}
+_STYLE_NAME = {"default": "default_heads", "hurdle": "hurdle", "ridge_t": "t_ridge",
+               "tarnet": "tarnet", "tarnet_mse": "t_mlp"}
 _LINESTYLE = {"separate": "-", "net": "--", "net_oracle_lambda": ":", "oracle": "-"}
 APPROACHES = ("oracle", "separate", "net", "net_oracle_lambda")
 
@@ -160,7 +170,7 @@ class NetScoreSuiteConfig:
     logging: LoggingConfig = LoggingConfig()
     learner: HeadsConfig = HeadsConfig()
     worlds: tuple[str, ...] = WORLDS
-    separate: tuple[str, ...] = ("default", "ridge_t", "tarnet")
+    separate: tuple[str, ...] = ("default", "hurdle", "ridge_t", "tarnet")
     net: tuple[str, ...] = ("ridge_t", "tarnet")
     lambdas: tuple[float, ...] = (0.0, 0.3, 0.6, 1.0, 1.5, 2.5, 4.0)
     budgets: tuple[float, ...] = (0.25, 1.0, 3.0, 25.0)

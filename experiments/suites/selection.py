@@ -13,7 +13,9 @@ pick a (value head, cost head) pair, each head independently:
 * ``mse``: the smallest holdout MSE of the factual outcome (raw predictive fit);
 * ``pehe``: the smallest true PEHE on the evaluation users (the oracle pick, simulated worlds
   only);
-* ``default``: the library default heads (``HeadsConfig()``, the hurdle pair), for reference;
+* ``default``: the library default heads (``HeadsConfig()``: the TARNet value head with
+  inverse-propensity row weights and the weighted hurdle cost head; candidate ``default``), for
+  reference;
 * ``ridge_pair``: the ridge T-learner pair (value alpha 100, cost alpha 1: the default before the
   hurdle heads, whose overspend at small budgets the issue reports), when ``ridge_t`` is a
   candidate;
@@ -64,7 +66,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from estimators.calibration import IsotonicRecalibration
-from estimators.heads import DEFAULT_COST_HEAD, DEFAULT_VALUE_HEAD, make_learner
+from estimators.heads import (
+    DEFAULT_COST_HEAD,
+    DEFAULT_VALUE_HEAD,
+    HURDLE_COST_HEAD,
+    HURDLE_VALUE_HEAD,
+    make_learner,
+)
 from estimators.metrics import pehe
 from estimators.selection import pick, pick_by_pehe, score_candidates
 from estimators.tarnet import COST_CONFIG, VALUE_CONFIG
@@ -84,14 +92,17 @@ __all__ = ["CANDIDATES", "SUITE", "SelectionSuiteConfig", "plot", "run", "summar
 CANDIDATES: dict[str, tuple[HeadConfig, HeadConfig] | None] = {
     "ate": None,
     "ridge_t": (HeadConfig(alpha=100.0), HeadConfig(alpha=1.0)),
-    "hurdle": (DEFAULT_VALUE_HEAD, DEFAULT_COST_HEAD),
+    "hurdle": (HURDLE_VALUE_HEAD, HURDLE_COST_HEAD),
     "dr_ridge": (HeadConfig(learner="dr", alpha=100.0), HeadConfig(learner="dr", alpha=1.0)),
     "t_lgbm": (HeadConfig(base="lightgbm"), HeadConfig(base="lightgbm")),
     "tarnet": (HeadConfig(learner="tarnet", tarnet=VALUE_CONFIG),
                HeadConfig(learner="tarnet", tarnet=COST_CONFIG)),
+    # the library default heads, HeadsConfig(): TARNet value head with inverse-propensity row
+    # weights, hurdle cost head weighted by 1 / e_a(x)
+    "default": (DEFAULT_VALUE_HEAD, DEFAULT_COST_HEAD),
 }
 OPTIONAL = {"t_lgbm": "lightgbm"}
-DEFAULT_PAIR = "hurdle"  # HeadsConfig(): the library default heads
+DEFAULT_PAIR = "default"  # HeadsConfig(): the library default heads
 WORLDS = ("default", "nonlinear")
 SPEND = ("none", "isotonic", "holdout_budget", "holdout_ucb", "isotonic_budget")
 RULES = ("criteria", "mse", "pehe", "default", "ridge_pair", "best_pair")
@@ -114,7 +125,8 @@ class SelectionSuiteConfig:
     worlds: tuple[str, ...] = WORLDS
     nonlinear_het_scale: float = 3.0
     nonlinear_basket_sigma: float = 1.2
-    candidates: tuple[str, ...] = ("ate", "ridge_t", "hurdle", "dr_ridge", "t_lgbm", "tarnet")
+    candidates: tuple[str, ...] = ("ate", "ridge_t", "hurdle", "dr_ridge", "t_lgbm", "tarnet",
+                                   "default")
     n_train: int = 20_000
     n_holdout: int = 40_000
     n_eval: int = 20_000
@@ -128,7 +140,7 @@ class SelectionSuiteConfig:
     def compact(cls) -> SelectionSuiteConfig:
         # one log size: the simulator and every fit compile one shape (a cold run is mostly
         # compilation)
-        return cls(candidates=("ate", "ridge_t", "hurdle"), n_train=4_000, n_holdout=4_000,
+        return cls(candidates=("ate", "ridge_t", "default"), n_train=4_000, n_holdout=4_000,
                    n_eval=4_000, budgets=(0.05, 1.0), n_bins=5)
 
     def __post_init__(self) -> None:
@@ -137,7 +149,7 @@ class SelectionSuiteConfig:
             raise ValueError(f"SelectionSuiteConfig.candidates: need >= 2 of {list(CANDIDATES)}"
                              f", got {list(self.candidates)}"
                              + (f" (unknown {bad})" if bad else "")
-                             + ". Fix: e.g. candidates=[ridge_t,hurdle,dr_ridge].")
+                             + ". Fix: e.g. candidates=[ridge_t,hurdle,default].")
         if DEFAULT_PAIR not in self.candidates:
             raise ValueError(f"SelectionSuiteConfig.candidates: must include {DEFAULT_PAIR!r} "
                              "(the library default, rule 'default'). Fix: add it.")

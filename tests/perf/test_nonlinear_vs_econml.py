@@ -6,9 +6,10 @@ outcome and final models, at >= 10x its speed (fit + predict, same machine, same
 and printed here, not asserted (only sanity is asserted: shapes, finite PEHE).
 
 * **Nie & Wager A-D** (:mod:`simulators.nie_wager`, n = 2,000 training users, d = 6, sigma = 1,
-  :data:`NW_SEEDS` seeds, :data:`NW_EVAL` fresh evaluation users with the exact ``tau``). The
-  hurdle default value head needs non-negative labels, so ours is the learner the project uses
-  on these signed outcomes: the ``nie_wager`` suite's ``r_ridge``, the R-learner on the quadratic
+  :data:`NW_SEEDS` seeds, :data:`NW_EVAL` fresh evaluation users with the exact ``tau``). Two
+  rows of ours: the default value head ``HeadsConfig().value`` (TARNet with inverse-propensity
+  row weights on the logged ``e(x)``, raw features), and the learner the ``nie_wager`` suite
+  finds best on these signed outcomes: its ``r_ridge``, the R-learner on the quadratic
   basis with every ridge penalty chosen by GCV (README, "Literature and semi-synthetic worlds":
   the paper's best method, below T where the nuisance is hard), through the suite's own
   ``_fit_predict`` with its default ``propensity="true"`` (the logged ``e(x)``). Its time
@@ -18,7 +19,7 @@ and printed here, not asserted (only sanity is asserted: shapes, finite PEHE).
 * **Default world, value head** (``simulate`` / ``default_params``, K = 4 offers + no offer,
   uniform logging, :data:`DW_N` training users, :data:`DW_SEEDS` seeds, :data:`DW_EVAL` fresh
   evaluation users, truth ``tau_value``): the K-arm default head ``HeadsConfig().value`` (the
-  hurdle: logistic purchase probability x log-basket ridge; it reads no propensity) against
+  TARNet value head, rows weighted by the logged propensity) against
   EconML's multi-treatment ``DRLearner`` on the categorical action (``effect(T0=0, T1=k)`` per
   offer), PEHE over the eligible offer cells (:func:`estimators.metrics.pehe`). EconML is not
   told who is eligible for which offer: its propensity model has to learn it.
@@ -100,11 +101,14 @@ def _line(r: dict[str, Any]) -> str:
             f"{1e3 * r['t_ours'] / s:.1f} | {1e3 * r['t_cold']:.0f} | "
             f"{1e3 * r['t_econ'] / s:.0f} | {r['t_econ'] / r['t_ours']:.1f}x "
             f"({r['t_econ'] / s / r['t_cold']:.1f}x) |")
-    if "est" in r:
-        e = r["est"]
+    for key in ("est", "default"):
+        if key not in r:
+            continue
+        e = r[key]
+        cold = f"{1e3 * e['t_cold']:.0f}" if "t_cold" in e else ""
         line += (f"\n| {r['world']} | {r['n']} | {s} | {e['label']} | "
                  f"{_fmt(e['pehe'])} | {_fmt(r['pehe_econ'])} | "
-                 f"{e['pehe'][0] / r['pehe_econ'][0]:.3f} | {1e3 * e['t'] / s:.1f} | | "
+                 f"{e['pehe'][0] / r['pehe_econ'][0]:.3f} | {1e3 * e['t'] / s:.1f} | {cold} | "
                  f"{1e3 * r['t_econ'] / s:.0f} | {r['t_econ'] / e['t']:.1f}x |")
     return line
 
@@ -180,6 +184,16 @@ def test_nie_wager_vs_econml(benchmark, setup):
     t_est = min(_timed(lambda: ours(True))[1] for _ in range(3))
     taus_est = ours(True)
 
+    def default_head(train: Any, test: Any) -> np.ndarray:
+        head = make_learner(HeadsConfig().value)
+        head.fit(train.x, train.action, train.value, train.action_prob, 2)
+        return np.asarray(jax.block_until_ready(head.predict_tau(test.x)))[:, 1]
+
+    _, t_cold_default = _timed(lambda: default_head(*draws[0][:2]))  # compiles these shapes
+    t_default = min(_timed(lambda: [default_head(tr, te) for tr, te, _ in draws])[1]
+                    for _ in range(3))
+    taus_default = [default_head(tr, te) for tr, te, _ in draws]
+
     taus_econ, t_econ = [], 0.0
     for train, test, _ in draws:
         est = _econml_dr()
@@ -188,16 +202,20 @@ def test_nie_wager_vs_econml(benchmark, setup):
         taus_econ.append(np.asarray(est.effect(np.asarray(test.x))))
         t_econ += time.perf_counter() - t0
 
-    for th in (*taus, *taus_est, *taus_econ):
+    for th in (*taus, *taus_est, *taus_default, *taus_econ):
         assert th.shape == (NW_EVAL,)
     p_ours = [_pehe1(th, tau) for th, (_, _, tau) in zip(taus, draws, strict=True)]
     p_est = [_pehe1(th, tau) for th, (_, _, tau) in zip(taus_est, draws, strict=True)]
+    p_default = [_pehe1(th, tau) for th, (_, _, tau) in zip(taus_default, draws, strict=True)]
     p_econ = [_pehe1(th, tau) for th, (_, _, tau) in zip(taus_econ, draws, strict=True)]
-    assert np.all(np.isfinite(p_ours + p_est + p_econ))
+    assert np.all(np.isfinite(p_ours + p_est + p_default + p_econ))
     _record(f"nie_wager_{setup.lower()}", NW_N, NW_SEEDS, "r_ridge (quadratic, GCV), true e",
             p_ours, t_ours, t_cold, p_econ, t_econ,
             extra={"est": {"label": "r_ridge (quadratic, GCV), estimated e",
-                           "pehe": _mean_se(p_est), "t": t_est}})
+                           "pehe": _mean_se(p_est), "t": t_est},
+                   "default": {"label": "default value head (TARNet, IPW rows), true e",
+                               "pehe": _mean_se(p_default), "t": t_default,
+                               "t_cold": t_cold_default}})
 
 
 # -------------------------------------------------------------- default world, value head
@@ -236,5 +254,5 @@ def test_default_world_value_head_vs_econml(benchmark):
     p_econ = [pehe(th, np.asarray(ev.truth.tau_value), ev.eligible)
               for th, (_, ev) in zip(taus_econ, logs, strict=True)]
     assert np.all(np.isfinite(p_ours + p_econ))
-    _record("default (value head, K=4)", DW_N, DW_SEEDS, "HeadsConfig().value (hurdle)",
+    _record("default (value head, K=4)", DW_N, DW_SEEDS, "HeadsConfig().value (TARNet, IPW rows)",
             p_ours, t_ours, t_cold, p_econ, t_econ)
