@@ -186,6 +186,21 @@ def test_split_stability_is_nan_not_a_number_for_a_constant_score():
     assert same["mean_sd"] == 0.0 and np.isnan(same["noise_to_signal"])
 
 
+def test_default_learner_is_the_library_default_heads_whatever_the_suite_head_config():
+    """The suite's ``default`` learner builds exactly ``make_heads(HeadsConfig())``'s learners on
+    top of the suite's own head configs (ridge alpha 100 / 1) and of a changed one, so its rows
+    measure the library default."""
+    from estimators.heads import HeadConfig, HeadsConfig, make_heads
+    from experiments.suites.learners import _make
+
+    want = make_heads(HeadsConfig())
+    for heads in (LearnersSuiteConfig().learner,
+                  HeadsConfig(value=HeadConfig(learner="dr", alpha=3.0, hurdle_amount="constant"),
+                              cost=HeadConfig(base="logistic", alpha=7.0))):
+        assert _make("default", heads.value, "value") == want.value
+        assert _make("default", heads.cost, "cost") == want.cost
+
+
 def test_learners_suite_config_validation():
     with pytest.raises(ValueError, match="unknown"):
         LearnersSuiteConfig(learners=("t", "magic"))

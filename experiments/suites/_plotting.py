@@ -32,9 +32,12 @@ KNOWN_SERIES = (
     "confidence_sequence_cuped", "group_sequential", "static", "gated", "gated_ope_only",
     "recalibrate", "explore_none", "explore_epsilon", "explore_floor", "explore_thompson",
     "skew", "skew_ope_only", "no_drift", "drift_onset", "portfolio", "portfolio_ope_only",
-    "uplift_budgeted", "no_email", "all_mens", "all_womens", "default_heads",
+    "uplift_budgeted", "no_email", "all_mens", "all_womens",
 )
-_FIXED = {"oracle": ("black", "*"), "truth": ("black", "*"), "budget": ("0.45", "")}
+# fixed styles: the oracle and truth; the budget line; the library default heads (a colour no
+# learner of KNOWN_SERIES takes, so the default stands out in every figure)
+_FIXED = {"oracle": ("black", "*"), "truth": ("black", "*"), "budget": ("0.45", ""),
+          "default": ("#17becf", "X")}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#e6550d", "#31a354", "#843c39",
            "#7b4173", "#3182bd", "#fd8d3c", "#74c476", "#9e9ac8", "#636363")

@@ -70,7 +70,9 @@ ratio is NaN where the true effect is constant (Nie & Wager C: nothing to rank).
 The compared learners (:data:`LEARNER_HEADS`) are :class:`~estimators.heads.HeadConfig` changes
 over each head's config (``learner``: value head ridge alpha 100, cost head ridge alpha 1 by
 default; the global ``learner`` group sets them); ``hurdle`` is the stable-proxy head pair (value:
-purchase probability x log-basket model; cost: redemption probability x face value). Learners in
+purchase probability x log-basket model; cost: redemption probability x face value); ``default``
+is the library default heads (``HeadsConfig()``: TARNet value head with inverse-propensity row
+weights, the weighted hurdle cost head), whatever the suite's head config. Learners in
 :data:`SLOW_LEARNERS` are skipped above ``slow_max_n`` rows. Run ``python -m experiments.run
 experiment=learners`` (``experiment.compact=true``: fast).
 """
@@ -90,7 +92,7 @@ from tqdm import tqdm
 from estimators.bart import BART
 from estimators.base import MLP
 from estimators.calibration import incremental_calibration
-from estimators.heads import HeadConfig, make_learner
+from estimators.heads import DEFAULT_COST_HEAD, DEFAULT_VALUE_HEAD, HeadConfig, make_learner
 from estimators.metrics import (
     best_offer,
     pehe,
@@ -131,6 +133,13 @@ LEARNER_HEADS: dict[str, dict[str, Any]] = {
     "t_bart": {"learner": "t", "base": "bart", "bart": BART(n_trees=100, n_burn=100,
                                                             n_draws=200)},
     "t_lgbm": {"learner": "t", "base": "lightgbm"},
+    # the library default heads (HeadsConfig(): estimators.heads.DEFAULT_VALUE_HEAD and
+    # DEFAULT_COST_HEAD), every field they set written out over the suite's head config
+    "default": {"value": {"learner": "tarnet", "tarnet": DEFAULT_VALUE_HEAD.tarnet},
+                "cost": {"learner": "hurdle", "base": DEFAULT_COST_HEAD.base,
+                         "alpha": DEFAULT_COST_HEAD.alpha,
+                         "hurdle_amount": DEFAULT_COST_HEAD.hurdle_amount,
+                         "hurdle_weight_by_propensity": True}},
 }
 LEARNERS = ("zero", "ate", *LEARNER_HEADS)
 SLOW_LEARNERS = ("t_bart", "tarnet")
@@ -164,7 +173,7 @@ class LearnersSuiteConfig:
         ("uniform_k2", "uniform", 2),
     )
     learners: tuple[str, ...] = ("zero", "ate", "s", "t", "x", "dr", "r", "hurdle", "t_mlp",
-                                 "tarnet", "t_lgbm")
+                                 "tarnet", "t_lgbm", "default")
     noiseless: tuple[str, ...] = ("t", "t_lgbm")
     ns: tuple[int, ...] = (2_000, 8_000, 32_000)
     n_eval: int = 20_000
@@ -795,13 +804,13 @@ def write_results(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 # Wager from the paper's n = 500; Hillstrom (about 1 % of users convert: 500 rows hold ~5
 # purchases, too few for the hurdle's halves) and OBP (10 arms, the behaviour policy logs some
 # arms at ~0.5 %: cross-fitting needs every arm in each fold) from 2,000. The learners that fit
-# in about a minute per seed and world, and TARNet, the default value head, up to ``slow_max_n``
-# (no MLP / BART; the hurdle only where labels are non-negative).
+# in about a minute per seed and world, TARNet up to ``slow_max_n`` and the default heads at every
+# size (no MLP / BART; the hurdle only where labels are non-negative).
 WORLD_VARIANTS: dict[str, str] = {
     "nie_wager_a": "[500,2000,8000]", "nie_wager_b": "[500,2000,8000]",
     "nie_wager_c": "[500,2000,8000]", "nie_wager_d": "[500,2000,8000]",
     "hillstrom_semi": "[2000,8000,32000]", "obp": "[2000,8000,32000]"}
-_WORLD_PARAMS = ("experiment.params.learners=[zero,ate,s,t,x,dr,r,hurdle,tarnet,t_lgbm]",
+_WORLD_PARAMS = ("experiment.params.learners=[zero,ate,s,t,x,dr,r,hurdle,tarnet,t_lgbm,default]",
                  "experiment.params.noiseless=[]")
 
 SUITE = Suite(name="learners", config_class=LearnersSuiteConfig, run=run, plot=plot,

@@ -149,7 +149,7 @@ NET_LEARNERS: dict[str, HeadConfig] = {
     "tarnet_mse": HeadConfig(learner="tarnet", tarnet=_TARNET_C),
 }
 # one colour per learner family in the figures (series_style names), one line style per approach
-_STYLE_NAME = {"default": "default_heads", "hurdle": "hurdle", "ridge_t": "t_ridge",
+_STYLE_NAME = {"default": "default", "hurdle": "hurdle", "ridge_t": "t_ridge",
                "tarnet": "tarnet", "tarnet_mse": "t_mlp"}
 _LINESTYLE = {"separate": "-", "net": "--", "net_oracle_lambda": ":", "oracle": "-"}
 APPROACHES = ("oracle", "separate", "net", "net_oracle_lambda")

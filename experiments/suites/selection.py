@@ -78,7 +78,15 @@ from estimators.selection import pick, pick_by_pehe, score_candidates
 from estimators.tarnet import COST_CONFIG, VALUE_CONFIG
 from experiments.configs import HeadConfig, LoggingConfig, WorldConfig
 from experiments.store import atomic_write
-from experiments.suites._plotting import MARKERS, PALETTE, figure_legend, log_axis, pyplot, save
+from experiments.suites._plotting import (
+    MARKERS,
+    PALETTE,
+    figure_legend,
+    log_axis,
+    pyplot,
+    save,
+    series_style,
+)
 from experiments.suites.allocation import features
 from experiments.suites.base import Suite, mean_se, quiet_bar, stream
 from policies.allocation import allocate
@@ -400,6 +408,7 @@ def headline(df: pd.DataFrame) -> pd.DataFrame:
 
 
 RULE_STYLE = {r: {"color": PALETTE[i], "marker": MARKERS[i]} for i, r in enumerate(RULES)}
+RULE_STYLE["default"] = series_style("default")  # the library default heads, as in every figure
 SPEND_STYLE = {s: {"color": PALETTE[10 + i], "marker": MARKERS[i]} for i, s in enumerate(SPEND)}
 SPEND_LINE = {"none": "-", "isotonic": ":", "holdout_budget": "--", "holdout_ucb": "-.",
               "isotonic_budget": (0, (5, 1, 1, 1, 1, 1))}
