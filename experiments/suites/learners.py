@@ -139,7 +139,8 @@ LEARNER_HEADS: dict[str, dict[str, Any]] = {
                 "cost": {"learner": "hurdle", "base": DEFAULT_COST_HEAD.base,
                          "alpha": DEFAULT_COST_HEAD.alpha,
                          "hurdle_amount": DEFAULT_COST_HEAD.hurdle_amount,
-                         "hurdle_weight_by_propensity": True}},
+                         "hurdle_weight_by_propensity":
+                             DEFAULT_COST_HEAD.hurdle_weight_by_propensity}},
 }
 LEARNERS = ("zero", "ate", *LEARNER_HEADS)
 SLOW_LEARNERS = ("t_bart", "tarnet")
