@@ -605,6 +605,14 @@ class TARNet(_Predictions):
         split, else its head would stay at its initial value: a ``ValueError`` naming
         ``action`` (after the fit; choose another ``seed`` or log more rows)."""
         cfg = self.config
+        if not jax.config.jax_threefry_partitionable:
+            # _prefix_shuffle relies on the partitionable threefry bits of a shape (m,) being a
+            # prefix of those of any longer shape; the older generator breaks that, and the fit
+            # would then depend on its padding bucket
+            fail("jax_threefry_partitionable", "is False, so a TARNet fit would depend on the "
+                 "row bucket it is padded to (estimators.crossfit.padded_rows)",
+                 "jax.config.update('jax_threefry_partitionable', True) (the default of current "
+                 "JAX releases) before fitting")
         x, action, reward, action_prob, k1 = check_fit_inputs(
             x, action, reward, action_prob, n_actions, "TARNet.fit",
             require_propensity=cfg.weight_by_propensity)

@@ -388,6 +388,21 @@ def test_prefix_shuffle_is_the_permutation_of_the_valid_prefix(size, bucket):
     np.testing.assert_array_equal(np.sort(np.asarray(got[size:])), np.asarray(values[size:]))
 
 
+def test_fit_refuses_the_non_partitionable_threefry_generator():
+    """With ``jax_threefry_partitionable`` off, the bits of a shape ``(m,)`` are no prefix of a
+    longer shape's, so the padded fit would depend on its bucket: ``fit`` refuses with the fix,
+    before any work (the flag is restored for the other tests)."""
+    rng = np.random.default_rng(0)
+    x, action, y = rng.normal(size=(40, 3)), np.arange(40) % 2, rng.normal(size=40)
+    jax.config.update("jax_threefry_partitionable", False)
+    try:
+        with pytest.raises(ValueError, match=r"^jax_threefry_partitionable: is False.*Fix: "
+                                             r"jax.config.update"):
+            TARNet(config=TARNetConfig(max_epochs=1)).fit(x, action, y, n_actions=2)
+    finally:
+        jax.config.update("jax_threefry_partitionable", True)
+
+
 def _raw_fit(cfg: TARNetConfig, x, action, y, bucket: int):
     """:func:`_tarnet_fit` on the rows padded to ``bucket`` (as :meth:`TARNet.fit` pads them
     to :func:`estimators.crossfit.padded_rows`)."""
