@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_COST_HEAD",
     "DEFAULT_VALUE_HEAD",
     "HURDLE_COST_HEAD",
+    "HURDLE_HEADS",
     "HURDLE_VALUE_HEAD",
     "LEARNERS",
     "HeadConfig",
@@ -363,7 +364,7 @@ class HeadsConfig:
     :data:`HURDLE_COST_HEAD`, the previous default) to 20 %, and from 49 % and 30 % to 13 % at
     budget 0.05. Below about 10,000 training users the hurdle pair is the better choice (there
     the TARNet value head leads the allocation to worse regret, 49 % against 36 % at 2,000
-    users): ``HeadsConfig(value=HURDLE_VALUE_HEAD, cost=HURDLE_COST_HEAD)``, ``learner=hurdle``."""
+    users): :data:`HURDLE_HEADS`, ``learner=hurdle``."""
 
     value: HeadConfig = DEFAULT_VALUE_HEAD
     cost: HeadConfig = DEFAULT_COST_HEAD
@@ -371,6 +372,10 @@ class HeadsConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "value", _as_head_config("value", self.value))
         object.__setattr__(self, "cost", _as_head_config("cost", self.cost))
+
+
+# the previous default pair, the linear stable proxies (``learner=hurdle``)
+HURDLE_HEADS = HeadsConfig(value=HURDLE_VALUE_HEAD, cost=HURDLE_COST_HEAD)
 
 
 def make_base(config: HeadConfig) -> BaseModel:

@@ -19,13 +19,18 @@ import jax
 import numpy as np
 from omegaconf import OmegaConf
 
-from estimators.heads import HURDLE_COST_HEAD, HeadConfig, HeadsConfig, make_learner
+from estimators.heads import (
+    HURDLE_COST_HEAD,
+    HURDLE_VALUE_HEAD,
+    HeadConfig,
+    HeadsConfig,
+    make_learner,
+)
 from estimators.metrics import pehe
 from policies.allocation import allocate
 from simulators import LoggingConfig, WorldConfig, default_params, policy_truth, simulate
 from simulators.oracle import optimal_policy
 
-_HURDLE_COST = HURDLE_COST_HEAD
 _PRESETS = Path(__file__).resolve().parents[1] / "conf" / "learner"
 
 
@@ -37,12 +42,12 @@ def _preset(name: str) -> tuple[HeadConfig, HeadConfig]:
 
 HEADS: dict[str, tuple[HeadConfig, HeadConfig]] = {
     "ridge": (HeadConfig(alpha=100.0), HeadConfig(alpha=1.0)),
-    "hurdle": (HeadConfig(learner="hurdle"), _HURDLE_COST),
+    "hurdle": (HURDLE_VALUE_HEAD, HURDLE_COST_HEAD),
     "hurdle_lgbm": (HeadConfig(learner="hurdle", base="lightgbm"),
                     HeadConfig(learner="hurdle", base="lightgbm", hurdle_amount="constant")),
     "t_lgbm": (HeadConfig(base="lightgbm"), HeadConfig(base="lightgbm")),
     "tarnet": (HeadConfig(learner="tarnet"), HeadConfig(learner="tarnet")),
-    "tarnet_v": (HeadConfig(learner="tarnet"), _HURDLE_COST),
+    "tarnet_v": (HeadConfig(learner="tarnet"), HURDLE_COST_HEAD),
     "hurdle_ipw": _preset("hurdle_ipw"),
     "dr_ridge": (HeadConfig(learner="dr", alpha=100.0), HeadConfig(learner="dr")),
     "tarnet_v_ipw": _preset("tarnet_value"),

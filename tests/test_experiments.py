@@ -255,7 +255,7 @@ def test_learner_presets_spell_out_the_default_and_the_previous_default():
     pair, and ``learner=hurdle_ipw`` that pair weighted by 1 / e_a(x). A preset changes only the
     fields it names (the rest come from the suite's own heads), so the presets are compared by
     the learners they build."""
-    from estimators.heads import HURDLE_COST_HEAD, HURDLE_VALUE_HEAD, HeadsConfig, make_heads
+    from estimators.heads import HURDLE_HEADS, HeadsConfig, make_heads
     from experiments.main_benchmark import MainSuiteConfig
 
     def built(preset):
@@ -267,7 +267,7 @@ def test_learner_presets_spell_out_the_default_and_the_previous_default():
     (_, spelled), = plan(_compose(["experiment=main", "learner=tarnet_value"]))
     assert default.learner == spelled.learner == HeadsConfig()
     assert config_hash("main", spelled) == config_hash("main", MainSuiteConfig())
-    pair = make_heads(HeadsConfig(value=HURDLE_VALUE_HEAD, cost=HURDLE_COST_HEAD))
+    pair = make_heads(HURDLE_HEADS)
     assert built("hurdle") == (pair.value, pair.cost)
     assert not pair.value.weight_by_propensity and not pair.cost.weight_by_propensity
     weighted = tuple(dataclasses.replace(h, weight_by_propensity=True) for h in (pair.value,

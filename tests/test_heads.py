@@ -13,8 +13,7 @@ from estimators.bart import BART
 from estimators.base import MLP, Logistic, Ridge
 from estimators.gbm import LightGBM
 from estimators.heads import (
-    HURDLE_COST_HEAD,
-    HURDLE_VALUE_HEAD,
+    HURDLE_HEADS,
     HeadConfig,
     HeadsConfig,
     UpliftHeads,
@@ -49,7 +48,7 @@ def test_default_heads_config_is_the_weighted_tarnet_value_and_hurdle_cost(unifo
     weights, cost = HurdleLearner(Logistic(1), amount="constant") with its per-arm fits weighted
     by 1 / e_a(x); the same numbers as the learners built by hand to 1e-12 (the same
     computation). The previous default, the unweighted hurdle pair, stays available as
-    HURDLE_VALUE_HEAD / HURDLE_COST_HEAD (``learner=hurdle``)."""
+    HURDLE_HEADS (``learner=hurdle``)."""
     log = uniform_log.subset(np.arange(2 * SMALL))
     kw = dict(action_prob=log.action_prob, n_actions=world_config.n_actions)
     ours = make_heads(HeadsConfig())
@@ -62,7 +61,7 @@ def test_default_heads_config_is_the_weighted_tarnet_value_and_hurdle_cost(unifo
     for got, want in zip((*ours.predict_tau(log.x), *ours.predict_mu(log.x)),
                          (*ref.predict_tau(log.x), *ref.predict_mu(log.x)), strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-12)
-    hurdle = make_heads(HeadsConfig(value=HURDLE_VALUE_HEAD, cost=HURDLE_COST_HEAD))
+    hurdle = make_heads(HURDLE_HEADS)
     assert hurdle.value == HurdleLearner(prob_base=Logistic(alpha=1.0),
                                          amount_base=Ridge(alpha=1.0), amount="log")
     assert hurdle.cost == HurdleLearner(prob_base=Logistic(alpha=1.0),
@@ -266,15 +265,14 @@ def test_fit_batch_equals_fitting_each_seed(uniform_log, holdout3, world_config)
     logs = [uniform_log.subset(np.arange(800)), uniform_log.subset(np.arange(800, 1_600)),
             holdout3.subset(np.arange(800))]
     k1 = world_config.n_actions
-    hurdle_pair = HeadsConfig(value=HURDLE_VALUE_HEAD, cost=HURDLE_COST_HEAD)  # batched fits
-    template = make_heads(hurdle_pair)
+    template = make_heads(HURDLE_HEADS)  # the pair whose learners have batched fits
     batched = template.fit_batch([d.x for d in logs], [d.action for d in logs],
                                  [d.value for d in logs], [d.cost for d in logs],
                                  action_prob=[d.action_prob for d in logs], n_actions=k1)
     assert template.value.n_actions_ is None
     for d, heads in zip(logs, batched, strict=True):
-        alone = make_heads(hurdle_pair).fit(d.x, d.action, d.value, d.cost,
-                                            action_prob=d.action_prob, n_actions=k1)
+        alone = make_heads(HURDLE_HEADS).fit(d.x, d.action, d.value, d.cost,
+                                             action_prob=d.action_prob, n_actions=k1)
         np.testing.assert_array_equal(heads.supported_actions_, alone.supported_actions_)
         sup = alone.supported_actions_
         for got, ref in zip(heads.predict_tau(d.x, sup), alone.predict_tau(d.x, sup),

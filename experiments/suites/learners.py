@@ -133,14 +133,11 @@ LEARNER_HEADS: dict[str, dict[str, Any]] = {
     "t_bart": {"learner": "t", "base": "bart", "bart": BART(n_trees=100, n_burn=100,
                                                             n_draws=200)},
     "t_lgbm": {"learner": "t", "base": "lightgbm"},
-    # the library default heads (HeadsConfig(): estimators.heads.DEFAULT_VALUE_HEAD and
-    # DEFAULT_COST_HEAD), every field they set written out over the suite's head config
-    "default": {"value": {"learner": "tarnet", "tarnet": DEFAULT_VALUE_HEAD.tarnet},
-                "cost": {"learner": "hurdle", "base": DEFAULT_COST_HEAD.base,
-                         "alpha": DEFAULT_COST_HEAD.alpha,
-                         "hurdle_amount": DEFAULT_COST_HEAD.hurdle_amount,
-                         "hurdle_weight_by_propensity":
-                             DEFAULT_COST_HEAD.hurdle_weight_by_propensity}},
+    # the library default heads (HeadsConfig()): every field of DEFAULT_VALUE_HEAD /
+    # DEFAULT_COST_HEAD but the seed, which stays the suite's
+    "default": {which: {f.name: getattr(head, f.name) for f in dataclasses.fields(head)
+                        if f.name != "seed"}
+                for which, head in (("value", DEFAULT_VALUE_HEAD), ("cost", DEFAULT_COST_HEAD))},
 }
 LEARNERS = ("zero", "ate", *LEARNER_HEADS)
 SLOW_LEARNERS = ("t_bart", "tarnet")

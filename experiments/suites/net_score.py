@@ -109,8 +109,7 @@ from tqdm import tqdm
 from estimators import metrics
 from estimators.checks import fail
 from estimators.heads import (
-    HURDLE_COST_HEAD,
-    HURDLE_VALUE_HEAD,
+    HURDLE_HEADS,
     HeadConfig,
     HeadsConfig,
     make_heads,
@@ -137,7 +136,7 @@ _TARNET_C = dataclasses.replace(COST_CONFIG, weight_by_propensity=True)
 # the separate pairs; "default" is the suite's nested ``learner``
 SEPARATE_HEADS: dict[str, HeadsConfig | None] = {
     "default": None,
-    "hurdle": HeadsConfig(value=HURDLE_VALUE_HEAD, cost=HURDLE_COST_HEAD),
+    "hurdle": HURDLE_HEADS,
     "ridge_t": HeadsConfig(value=HeadConfig(), cost=HeadConfig()),
     "tarnet": HeadsConfig(value=HeadConfig(learner="tarnet", tarnet=_TARNET_V),
                           cost=HeadConfig(learner="tarnet", tarnet=_TARNET_C)),
