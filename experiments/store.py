@@ -80,9 +80,16 @@ def dotted(flat: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_hash(suite: str, config: Any) -> str:
-    """Stable 16-hex-digit hash of the suite name and its resolved config."""
-    payload = json.dumps({"suite": suite, "config": flatten(config)}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    """Stable 16-hex-digit hash of the suite name and its resolved config. A config class with a
+    ``hashed_references()`` method (a mapping) adds what the names it holds stand for, e.g. the
+    head configs behind a suite's learner names: a job's identity then moves when a name's
+    definition does (the library default heads behind a ``default`` learner), not only when the
+    list of names does. The references enter the hash only, not the stored ``cfg.*`` columns."""
+    payload: dict[str, Any] = {"suite": suite, "config": flatten(config)}
+    references = getattr(config, "hashed_references", None)
+    if callable(references):
+        payload["references"] = json.loads(json.dumps(_plain(dict(references())), default=str))
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _umask() -> int:

@@ -44,15 +44,15 @@ def holdout3(world_params, world_config):
 
 def test_default_heads_config_is_the_weighted_tarnet_value_and_hurdle_cost(uniform_log,
                                                                             world_config):
-    """HeadsConfig() is the benchmark-chosen pair: value = TARNet with inverse-propensity row
-    weights, cost = HurdleLearner(Logistic(1), amount="constant") with its per-arm fits weighted
-    by 1 / e_a(x); the same numbers as the learners built by hand to 1e-12 (the same
-    computation). The previous default, the unweighted hurdle pair, stays available as
-    HURDLE_HEADS (``learner=hurdle``)."""
+    """HeadsConfig() is the benchmark-chosen pair: value = a five-net TARNet ensemble with
+    inverse-propensity row weights, cost = HurdleLearner(Logistic(1), amount="constant") with
+    its per-arm fits weighted by 1 / e_a(x); the same numbers as the learners built by hand to
+    1e-12 (the same computation). The previous default, the unweighted hurdle pair, stays
+    available as HURDLE_HEADS (``learner=hurdle``)."""
     log = uniform_log.subset(np.arange(2 * SMALL))
     kw = dict(action_prob=log.action_prob, n_actions=world_config.n_actions)
     ours = make_heads(HeadsConfig())
-    value = TARNet(config=TARNetConfig(weight_by_propensity=True))
+    value = TARNet(config=TARNetConfig(weight_by_propensity=True, n_members=5))
     cost = HurdleLearner(prob_base=Logistic(alpha=1.0), amount_base=Ridge(alpha=1.0),
                          amount="constant", weight_by_propensity=True)
     assert ours.value == value and ours.cost == cost  # unfitted: same fields

@@ -56,6 +56,30 @@ def test_source_is_out_of_the_hash_while_synthetic_and_only_the_active_world_cou
         "learners", dataclasses.replace(base, source=setup_b))
 
 
+def test_a_learner_name_is_hashed_by_what_it_stands_for(monkeypatch) -> None:
+    """The learners and selection suites hold learner *names*; ``hashed_references`` puts their
+    definitions into the job hash (not into the stored ``cfg.*`` columns), so redefining a name
+    (e.g. the library default heads behind ``default``) gives new jobs instead of leaving old
+    results under an unchanged hash. Names the config does not list do not count."""
+    from estimators.heads import HURDLE_HEADS
+    from experiments.suites import learners, selection
+
+    base = registry.load("learners").full_config()
+    before = config_hash("learners", base)
+    assert "references" not in flatten(base)
+    monkeypatch.setitem(learners.LEARNER_HEADS, "default", {"learner": "hurdle"})
+    assert config_hash("learners", base) != before
+    only = dataclasses.replace(base, learners=("zero", "t"), noiseless=())
+    kept = config_hash("learners", only)
+    monkeypatch.setitem(learners.LEARNER_HEADS, "default", {"learner": "x"})
+    assert config_hash("learners", only) == kept  # "default" is not in this job
+
+    sel = registry.load("selection").full_config()
+    before = config_hash("selection", sel)
+    monkeypatch.setitem(selection.CANDIDATES, "default", (HURDLE_HEADS.value, HURDLE_HEADS.cost))
+    assert config_hash("selection", sel) != before
+
+
 @pytest.mark.parametrize(("field", "value"), [("name", "nie_wagner"), ("logging", "holdout")])
 def test_bad_source_values_name_the_field(field: str, value: str) -> None:
     with pytest.raises(ValueError, match=f"source.{field}"):

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Literal
 
 from estimators.checks import fail
+from estimators.heads import ONE_NET_HEADS
 from experiments.configs import HeadsConfig, PolicyConfig, WorldConfig
 from experiments.store import OMIT_AT_DEFAULT
 
@@ -145,7 +146,8 @@ class LoopConfig:
     realised to predicted cost on matured cohorts."""
 
     world: WorldConfig = WorldConfig()
-    learner: HeadsConfig = HeadsConfig()
+    # one TARNet, not the default's five: the loop refits every round (README, "The closed loop")
+    learner: HeadsConfig = ONE_NET_HEADS
     policy: PolicyConfig = PolicyConfig()
     exploration: ExplorationConfig = ExplorationConfig()
     gate: GateConfig = GateConfig()

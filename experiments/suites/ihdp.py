@@ -59,6 +59,9 @@ IHDP_LEARNERS: dict[str, HeadConfig] = {
     "tarnet_shalit": HeadConfig(learner="tarnet", tarnet=TARNetConfig(
         trunk=(200, 200, 200), head=(100, 100, 100), learning_rate=1e-3, weight_decay=1e-4,
         batch_size=100, loss="mse", patience=20, max_epochs=300)),
+    # the default value head's five-net ensemble (no row weights: IHDP logs no propensity);
+    # added to the default list after the ensemble was chosen on the default world
+    "tarnet_ensemble": HeadConfig(learner="tarnet", tarnet=TARNetConfig(n_members=5)),
     "t_lgbm": HeadConfig(learner="t", base="lightgbm"),  # optional extra allocbench[gbm]
 }
 NEEDS_PROPENSITY = ("x", "dr", "r")
@@ -79,7 +82,7 @@ class IHDPSuiteConfig:
     vendored, checksum-verified files)."""
 
     learners: tuple[str, ...] = ("t_ridge", "s_ridge", "x_ridge", "dr_ridge", "t_mlp",
-                                 "t_bart", "s_bart", "bcf", "tarnet")
+                                 "t_bart", "s_bart", "bcf", "tarnet", "tarnet_ensemble")
     test_fraction: float = 0.1
     propensity_clip: float = 0.01
     path: str | None = None

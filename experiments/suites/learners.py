@@ -217,6 +217,13 @@ class LearnersSuiteConfig:
                              f"stability off), got {self.stability_max_n}. Fix: e.g. "
                              "stability_max_n=2000 (the smallest n).")
 
+    def hashed_references(self) -> dict[str, Any]:
+        """What the listed learner names stand for (:func:`experiments.store.config_hash`):
+        their :data:`LEARNER_HEADS` entries, so that a job's hash moves with a definition, e.g.
+        the ``default`` learner's when the library default heads change."""
+        return {name: LEARNER_HEADS[name] for name in (*self.learners, *self.noiseless)
+                if name in LEARNER_HEADS}
+
     @classmethod
     def compact(cls) -> LearnersSuiteConfig:
         return cls(worlds=(("uniform_k4", "uniform", 4), ("skewed_k4", "epsilon_greedy", 4)),

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from estimators.heads import ONE_NET_HEADS
 from estimators.monitoring import alarm_metrics
 from experiments.configs import HeadsConfig, PolicyConfig, WorldConfig
 from experiments.loop import ClosedLoop, ExplorationConfig, LoopConfig
@@ -78,7 +79,10 @@ class OnlineSuiteConfig:
     variants."""
 
     world: WorldConfig = WorldConfig()
-    learner: HeadsConfig = HeadsConfig()
+    # one TARNet, not the default's five (estimators.heads.ONE_NET_HEADS): every variant refits
+    # its heads every round, and five nets would take the published jobs from about half an hour
+    # to several hours on 2 cores (README, "The closed loop")
+    learner: HeadsConfig = ONE_NET_HEADS
     policy: PolicyConfig = PolicyConfig()
     loop: LoopConfig = LoopConfig()
     variants: tuple[str, ...] = VARIANTS

@@ -144,6 +144,12 @@ class SelectionSuiteConfig:
     n_bins: int = 10
     split_stability: bool = True
 
+    def hashed_references(self) -> dict[str, Any]:
+        """What the candidate names stand for (:func:`experiments.store.config_hash`): their
+        :data:`CANDIDATES` head pairs, so that a job's hash moves with a definition, e.g. the
+        ``default`` candidate's when the library default heads change."""
+        return {name: CANDIDATES[name] for name in self.candidates}
+
     @classmethod
     def compact(cls) -> SelectionSuiteConfig:
         # one log size: the simulator and every fit compile one shape (a cold run is mostly

@@ -7,7 +7,7 @@ and printed here, not asserted (only sanity is asserted: shapes, finite PEHE).
 
 * **Nie & Wager A-D** (:mod:`simulators.nie_wager`, n = 2,000 training users, d = 6, sigma = 1,
   :data:`NW_SEEDS` seeds, :data:`NW_EVAL` fresh evaluation users with the exact ``tau``). Two
-  rows of ours: the default value head ``HeadsConfig().value`` (TARNet with inverse-propensity
+  rows of ours: the default value head ``HeadsConfig().value`` (five TARNets with inverse-propensity
   row weights on the logged ``e(x)``, raw features), and the learner the ``nie_wager`` suite
   finds best on these signed outcomes: its ``r_ridge``, the R-learner on the quadratic
   basis with every ridge penalty chosen by GCV (README, "Literature and semi-synthetic worlds":
@@ -19,7 +19,7 @@ and printed here, not asserted (only sanity is asserted: shapes, finite PEHE).
 * **Default world, value head** (``simulate`` / ``default_params``, K = 4 offers + no offer,
   uniform logging, :data:`DW_N` training users, :data:`DW_SEEDS` seeds, :data:`DW_EVAL` fresh
   evaluation users, truth ``tau_value``): the K-arm default head ``HeadsConfig().value`` (the
-  TARNet value head, rows weighted by the logged propensity) against
+  five-TARNet value head, rows weighted by the logged propensity) against
   EconML's multi-treatment ``DRLearner`` on the categorical action (``effect(T0=0, T1=k)`` per
   offer), PEHE over the eligible offer cells (:func:`estimators.metrics.pehe`). EconML is not
   told who is eligible for which offer: its propensity model has to learn it.
@@ -213,7 +213,7 @@ def test_nie_wager_vs_econml(benchmark, setup):
             p_ours, t_ours, t_cold, p_econ, t_econ,
             extra={"est": {"label": "r_ridge (quadratic, GCV), estimated e",
                            "pehe": _mean_se(p_est), "t": t_est},
-                   "default": {"label": "default value head (TARNet, IPW rows), true e",
+                   "default": {"label": "default value head (five TARNets, IPW rows), true e",
                                "pehe": _mean_se(p_default), "t": t_default,
                                "t_cold": t_cold_default}})
 
@@ -254,5 +254,6 @@ def test_default_world_value_head_vs_econml(benchmark):
     p_econ = [pehe(th, np.asarray(ev.truth.tau_value), ev.eligible)
               for th, (_, ev) in zip(taus_econ, logs, strict=True)]
     assert np.all(np.isfinite(p_ours + p_econ))
-    _record("default (value head, K=4)", DW_N, DW_SEEDS, "HeadsConfig().value (TARNet, IPW rows)",
+    _record("default (value head, K=4)", DW_N, DW_SEEDS,
+            "HeadsConfig().value (five TARNets, IPW rows)",
             p_ours, t_ours, t_cold, p_econ, t_econ)
