@@ -367,8 +367,9 @@ class HeadsConfig:
     20,000, budget 1.0 per user, they cut the true regret of the cost-aware policy from 33 %
     (ridge T-learner heads), 22 % (the linear hurdle pair, :data:`HURDLE_VALUE_HEAD` /
     :data:`HURDLE_COST_HEAD`) and 20 % (one TARNet) to 18 %, and from 49 %, 30 % and 13 % to
-    5 % at budget 0.05. Below about 4,000 training users the hurdle pair is the better choice
-    (39 % against 36 % at 2,000 users and budget 1.0, 64 % against 41 % at 0.05):
+    5 % at budget 0.05. Below about 4,000 training users on the default world the hurdle pair is
+    the better choice (regret 36 % against the default's 39 % at 2,000 users and budget 1.0, 41 %
+    against 64 % at 0.05; the learners suite's draws at 2,000 favour the default at budget 1.0):
     :data:`HURDLE_HEADS`, ``learner=hurdle``."""
 
     value: HeadConfig = DEFAULT_VALUE_HEAD

@@ -681,10 +681,17 @@ class TARNet(_Predictions):
         # thread per core (XLA releases the GIL; the members' results do not depend on the
         # threads). Measured: a vmap over the seeds is slower, its epoch loop runs until the last
         # member stops (8,000 rows, 5 members: 5.6 s against 3.7 s one after another); two
-        # threads on the 2 cores take 20,000 rows from 14.0 s to 6.9 s
+        # threads on the 2 cores take 20,000 rows from 14.0 s to 6.9 s. JAX's x64 switch is
+        # thread-local (estimators.precision): each worker runs in the caller's setting
+        x64 = bool(jax.config.jax_enable_x64)
+
+        def fit_member(seed: int) -> _FitOut:
+            with jax.enable_x64(x64):
+                return _tarnet_fit(*args, jnp.int32(seed), *data)
+
         workers = min(len(seeds), os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            outs = list(pool.map(lambda seed: _tarnet_fit(*args, jnp.int32(seed), *data), seeds))
+            outs = list(pool.map(fit_member, seeds))
         members, infos = [], []
         for m, out in enumerate(outs):
             is_val = np.asarray(out.is_val)[:n]
