@@ -1,7 +1,7 @@
 """The default benchmark (issue 2's main job), end to end on the embedded synthetic world.
 
 default world -> uniform randomised training log -> the value and cost heads of
-``learner`` (default ``HeadsConfig()``: a TARNet value head and the stable-proxy cost head, both
+``learner`` (default ``HeadsConfig()``: five TARNets for value and the stable-proxy cost head, both
 weighted by the logged propensities) -> budgeted allocation on the
 estimated incremental value and cost (optionally at a budget recalibrated on a held-out part of
 the training log, ``spend_holdout_fraction``) ->

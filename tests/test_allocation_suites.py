@@ -8,13 +8,15 @@ import dataclasses
 import numpy as np
 import pytest
 
+from estimators.heads import ONE_NET_HEADS
 from experiments.suites import allocation, pacing
 
 
 @pytest.fixture(scope="module")
 def allocation_rows():
     cfg = dataclasses.replace(allocation.AllocationSuiteConfig.compact(), n_train=3000,
-                              n_eval=1500, budget_levels=(0.1, 1.6))
+                              n_eval=1500, budget_levels=(0.1, 1.6),
+                              learner=ONE_NET_HEADS)  # one net: the allocator, not the ensemble
     return allocation.run(cfg, seed=0, progress=False)
 
 

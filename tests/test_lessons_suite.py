@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from estimators.heads import ONE_NET_HEADS
 from experiments.suites import lessons
 
 SEEDS = (0, 1, 2)
@@ -17,7 +18,8 @@ SEEDS = (0, 1, 2)
 @pytest.fixture(scope="module")
 def lesson_rows():
     cfg = dataclasses.replace(lessons.LessonsSuiteConfig.compact(), n_train=4000, n_eval=2000,
-                              campaign_budgets=(0.4,), forced_budgets=(0.4, 8.0))
+                              campaign_budgets=(0.4,), forced_budgets=(0.4, 8.0),
+                              learner=ONE_NET_HEADS)  # one net: the lessons, not the ensemble
     return lessons.SUITE.rows(cfg, seeds=list(SEEDS), progress=False)
 
 

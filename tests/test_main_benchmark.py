@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from estimators.heads import ONE_NET_HEADS
 from experiments.configs import LoggingConfig, OPEConfig
 from experiments.main_benchmark import MainSuiteConfig, plot, run, summary_table
 
@@ -50,7 +51,8 @@ def test_seed_batch_equals_seed_by_seed():
     from experiments.main_benchmark import run_batch
 
     cfg = MainSuiteConfig(n_train=2_000, n_eval=2_000, ope=OPEConfig(estimators=("ips", "snips",
-                                                                                "dr")))
+                                                                                "dr")),
+                          learner=ONE_NET_HEADS)  # one net: the batching, not the ensemble
     batch = run_batch(cfg, seeds=[3, 4, 5], progress=False)
     single = pd.concat([run(cfg, seed=s, progress=False) for s in (3, 4, 5)], ignore_index=True)
     assert list(batch["seed"].unique()) == [3, 4, 5]

@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from estimators.heads import ONE_NET_HEADS
 from experiments.suites import portfolio as suite
 from simulators import WorldConfig, default_params, sample_outcomes, sample_users
 from simulators import portfolio as pf
@@ -154,7 +155,8 @@ def test_state_checked_against_world(users):
 
 def test_suite_rows_small():
     cfg = suite.PortfolioSuiteConfig(sweep_reach=(0.5,), sweep_sub_additivity=(0.4,),
-                                     n_train=4_000, n_eval=2_000, n_learn=5_000)
+                                     n_train=4_000, n_eval=2_000, n_learn=5_000,
+                                     learner=ONE_NET_HEADS)  # one net: about the suite
     rows = suite.SUITE.rows(cfg, seeds=[0], progress=False)
     assert set(rows.section) == {"default", "control", "allocation", "learned", "coordinated",
                                  "sweep_reach", "sweep_sub_additivity"}

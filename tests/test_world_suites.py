@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from estimators.heads import ONE_NET_HEADS
 from experiments.suites import drift, horizons, interference
 
 
@@ -25,7 +26,9 @@ def test_horizons_learning_label_ranks_better_than_accounting_label(tmp_path):
 
 
 def test_interference_competing_treatment_features_help_the_cost_head(tmp_path):
-    cfg = interference.InterferenceSuiteConfig(program_reach=(2.0,), n_train=8_000, n_eval=5_000)
+    # the cost head is the subject: the value head on one net (ONE_NET_HEADS), not five
+    cfg = interference.InterferenceSuiteConfig(program_reach=(2.0,), n_train=8_000, n_eval=5_000,
+                                               learner=ONE_NET_HEADS)
     df = interference.run(cfg, seed=0, progress=False)
     with_other = _value(df, features="x_and_other_programs", metric="pehe_cost")
     without = _value(df, features="x_only", metric="pehe_cost")
@@ -34,8 +37,8 @@ def test_interference_competing_treatment_features_help_the_cost_head(tmp_path):
 
 
 def test_drift_stale_cost_head_loses_calibration(tmp_path):
-    df = drift.run(drift.DriftSuiteConfig(periods=(8,), n_train=5_000, n_eval=5_000), seed=0,
-                   progress=False)
+    df = drift.run(drift.DriftSuiteConfig(periods=(8,), n_train=5_000, n_eval=5_000,
+                                          learner=ONE_NET_HEADS), seed=0, progress=False)
     stale = _value(df, policy="stale_period0", metric="cost_head_calibration_gap")
     fresh = _value(df, policy="retrained", metric="cost_head_calibration_gap")
     assert abs(stale) > abs(fresh)
