@@ -45,7 +45,6 @@ __all__ = [
     "HURDLE_VALUE_HEAD",
     "LEARNERS",
     "ONE_NET_HEADS",
-    "ONE_NET_VALUE_HEAD",
     "HeadConfig",
     "HeadsConfig",
     "Recalibrator",
@@ -343,7 +342,7 @@ class HeadConfig:
 HURDLE_VALUE_HEAD = HeadConfig(learner="hurdle", hurdle_amount="log")
 HURDLE_COST_HEAD = HeadConfig(learner="hurdle", hurdle_amount="constant")
 # the default heads, chosen by benchmark (README, "Default heads, chosen by benchmark"): five
-# TARNets for value (one net's seed-driven variance dominated its error below 10,000 rows), the
+# TARNets for value (one net's seed-driven variance dominated its error on small logs), the
 # weighted proxy for cost; both need the logged propensities (``action_prob``)
 DEFAULT_VALUE_HEAD = HeadConfig(learner="tarnet",
                                 tarnet=TARNetConfig(weight_by_propensity=True, n_members=5))
@@ -385,9 +384,10 @@ HURDLE_HEADS = HeadsConfig(value=HURDLE_VALUE_HEAD, cost=HURDLE_COST_HEAD)
 # the default heads with one TARNet instead of five (the default until stop 28): for the closed
 # loop, which refits its heads every round of every variant, where five nets would cost five
 # times the fit time (README, "The closed loop")
-ONE_NET_VALUE_HEAD = dataclasses.replace(
-    DEFAULT_VALUE_HEAD, tarnet=dataclasses.replace(DEFAULT_VALUE_HEAD.tarnet, n_members=1))
-ONE_NET_HEADS = HeadsConfig(value=ONE_NET_VALUE_HEAD, cost=DEFAULT_COST_HEAD)
+ONE_NET_HEADS = HeadsConfig(
+    value=dataclasses.replace(DEFAULT_VALUE_HEAD,
+                              tarnet=dataclasses.replace(DEFAULT_VALUE_HEAD.tarnet, n_members=1)),
+    cost=DEFAULT_COST_HEAD)
 
 
 def make_base(config: HeadConfig) -> BaseModel:

@@ -613,8 +613,6 @@ class TARNet(_Predictions):
     """
 
     config: TARNetConfig = dataclasses.field(default_factory=TARNetConfig)
-    params_: TARNetParams | None = dataclasses.field(default=None, repr=False)
-    fit_info_: TARNetFitInfo | None = dataclasses.field(default=None, repr=False)
     members_: tuple[TARNetParams, ...] | None = dataclasses.field(default=None, repr=False)
     member_fit_info_: tuple[TARNetFitInfo, ...] | None = dataclasses.field(default=None,
                                                                             repr=False)
@@ -692,6 +690,8 @@ class TARNet(_Predictions):
         workers = min(len(seeds), os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             outs = list(pool.map(fit_member, seeds))
+        scaling = dict(x_mean=jnp.asarray(x_mean), x_scale=jnp.asarray(x_scale),
+                       y_mean=jnp.asarray(y_mean), y_scale=jnp.asarray(y_scale))
         members, infos = [], []
         for m, out in enumerate(outs):
             is_val = np.asarray(out.is_val)[:n]
@@ -704,14 +704,11 @@ class TARNet(_Predictions):
                      "were drawn for validation), so their heads cannot be fitted",
                      "use another TARNetConfig.seed, a smaller validation_fraction or more rows")
             net = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), out.net)
-            members.append(TARNetParams(*net, x_mean=jnp.asarray(x_mean),
-                                        x_scale=jnp.asarray(x_scale),
-                                        y_mean=jnp.asarray(y_mean), y_scale=jnp.asarray(y_scale)))
+            members.append(TARNetParams(*net, **scaling))
             infos.append(TARNetFitInfo(int(out.n_epochs), int(out.best_epoch),
                                        float(out.best_val_loss), np.asarray(out.val_history),
                                        is_val))
         self.members_, self.member_fit_info_ = tuple(members), tuple(infos)
-        self.params_, self.fit_info_ = members[0], infos[0]
         self.n_actions_, self.n_features_, self.supported_actions_ = k1, d, sup
         return self
 
@@ -737,6 +734,20 @@ class TARNet(_Predictions):
             means[j], sds[j] = _moments(reward[rows], w[rows])
         return means, sds
 
+    @property
+    def params_(self) -> TARNetParams | None:
+        """The first member's parameters (the one net's when ``n_members = 1``)."""
+        return None if self.members_ is None else self.members_[0]
+
+    @property
+    def fit_info_(self) -> TARNetFitInfo | None:
+        """The first member's fit diagnostics."""
+        return None if self.member_fit_info_ is None else self.member_fit_info_[0]
+
+    def _members_mean(self, per_member: Any) -> jax.Array:
+        """``(1/M) sum_m per_member(params_m)`` over the ensemble's members."""
+        return jnp.mean(jnp.stack([per_member(p) for p in self.members_]), axis=0)
+
     def _phi(self, p: TARNetParams, x: jax.Array) -> jax.Array:
         return _represent(p, (x - p.x_mean) / p.x_scale, self.config.activation)
 
@@ -747,15 +758,14 @@ class TARNet(_Predictions):
     def _mu(self, x: jax.Array) -> jax.Array:
         """``mu`` of the supported arms, ``(n, len(supported_actions_))``: the one net's, or the
         mean over the ensemble's members."""
-        mus = [self._member_mu(p, x) for p in self.members_]
-        return mus[0] if len(mus) == 1 else jnp.mean(jnp.stack(mus), axis=0)
+        return self._members_mean(lambda p: self._member_mu(p, x))
 
     def predict_propensity(self, x: Any) -> jax.Array:
         """DragonNet head ``softmax(g(phi(x)))`` as ``(n, K+1)`` (0 on unsupported actions;
         rows sum to 1). Only meaningful when ``propensity_weight > 0`` (else uniform over the
         supported actions, the zero-initialised head)."""
         xj = _check_predict_x(self, x)
-        probs = jnp.mean(jnp.stack([jax.nn.softmax(_prop_logits(p, self._phi(p, xj)), axis=1)
-                                    for p in self.members_]), axis=0)
+        probs = self._members_mean(
+            lambda p: jax.nn.softmax(_prop_logits(p, self._phi(p, xj)), axis=1))
         full = jnp.zeros((xj.shape[0], self.n_actions_), probs.dtype)
         return full.at[:, self.supported_actions_].set(probs)

@@ -20,10 +20,9 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from estimators.heads import (
-    DEFAULT_COST_HEAD,
     HURDLE_COST_HEAD,
     HURDLE_VALUE_HEAD,
-    ONE_NET_VALUE_HEAD,
+    ONE_NET_HEADS,
     HeadConfig,
     HeadsConfig,
     make_learner,
@@ -53,7 +52,7 @@ HEADS: dict[str, tuple[HeadConfig, HeadConfig]] = {
     "hurdle_ipw": _preset("hurdle_ipw"),
     "dr_ridge": (HeadConfig(learner="dr", alpha=100.0), HeadConfig(learner="dr")),
     "tarnet_v_ipw": _preset("tarnet_value"),  # the default: five nets
-    "tarnet_v_ipw_1": (ONE_NET_VALUE_HEAD, DEFAULT_COST_HEAD),  # one net (the stop-26 default)
+    "tarnet_v_ipw_1": (ONE_NET_HEADS.value, ONE_NET_HEADS.cost),  # one net (stop 26's default)
 }
 
 

@@ -86,9 +86,8 @@ def config_hash(suite: str, config: Any) -> str:
     definition does (the library default heads behind a ``default`` learner), not only when the
     list of names does. The references enter the hash only, not the stored ``cfg.*`` columns."""
     payload: dict[str, Any] = {"suite": suite, "config": flatten(config)}
-    references = getattr(config, "hashed_references", None)
-    if callable(references):
-        payload["references"] = json.loads(json.dumps(_plain(dict(references())), default=str))
+    if hasattr(config, "hashed_references"):
+        payload["references"] = flatten(config.hashed_references())
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

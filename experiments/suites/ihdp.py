@@ -32,7 +32,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from estimators.base import MLP, Logistic
-from estimators.heads import HeadConfig, make_learner
+from estimators.heads import DEFAULT_VALUE_HEAD, HeadConfig, make_learner
 from estimators.tarnet import TARNetConfig
 from experiments.store import atomic_write
 from experiments.suites._plotting import pyplot, save
@@ -61,7 +61,8 @@ IHDP_LEARNERS: dict[str, HeadConfig] = {
         batch_size=100, loss="mse", patience=20, max_epochs=300)),
     # the default value head's five-net ensemble (no row weights: IHDP logs no propensity);
     # added to the default list after the ensemble was chosen on the default world
-    "tarnet_ensemble": HeadConfig(learner="tarnet", tarnet=TARNetConfig(n_members=5)),
+    "tarnet_ensemble": HeadConfig(learner="tarnet", tarnet=TARNetConfig(
+        n_members=DEFAULT_VALUE_HEAD.tarnet.n_members)),
     "t_lgbm": HeadConfig(learner="t", base="lightgbm"),  # optional extra allocbench[gbm]
 }
 NEEDS_PROPENSITY = ("x", "dr", "r")
